@@ -68,6 +68,7 @@ def register() -> None:
         if table is None or isinstance(table, _GemAwareTable):
             continue
         setattr(create_act, table_name, _GemAwareTable(table, factory))
+    from .. import models  # noqa: F401  registers cifar_resnet* and mnist_cnn (once per process)
 
 
 __all__ = ["register", "layer_for_name", "function_for_name", "GemActivation"]

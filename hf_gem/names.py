@@ -99,13 +99,17 @@ class GemSpec:
 
 
 def format_epsilon(epsilon: float) -> str:
-    """Shortest round-tripping text for epsilon: 1e-4 -> '1e-4', 10.0 -> '10', 0.25 -> '0.25'."""
-    text = repr(float(epsilon))
-    if "e" in text:
-        mantissa, exponent = text.split("e")
-        mantissa = mantissa[:-2] if mantissa.endswith(".0") else mantissa
-        return f"{mantissa}e{int(exponent)}"
-    return text[:-2] if text.endswith(".0") else text
+    """Shortest round-tripping text: 1e-4 -> '1e-4', 10.0 -> '10', 0.25 -> '0.25'."""
+    epsilon = float(epsilon)
+    if 1e-3 <= abs(epsilon) < 1e6:
+        text = repr(epsilon)
+        return text[:-2] if text.endswith(".0") else text
+    for digits in range(17):
+        text = f"{epsilon:.{digits}e}"
+        if float(text) == epsilon:
+            break
+    mantissa, exponent = text.split("e")
+    return f"{mantissa}e{int(exponent)}"
 
 
 def check_order(order) -> int:

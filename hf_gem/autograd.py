@@ -1,7 +1,8 @@
 """Memory-efficient autograd for the GEM family.
 
 The forward pass saves only its input, exactly what ``F.gelu`` saves; the backward pass
-recomputes the gate from that input (the derivative depends on F alone). The backward is
+recomputes the gate from that input (the derivative depends on F alone). Both run the
+chunked, allocation-free evaluators of ``eager.py``. The backward is
 itself an autograd Function whose backward uses the closed-form second derivative, so
 double backward (gradient penalties, Hessian-vector products, ``gradgradcheck``) works and
 stays finite at x = 0, where differentiating the gate's formula by autograd would give
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from . import functional
+from . import eager, functional
 
 
 class GemActivationFunction(torch.autograd.Function):
@@ -20,7 +21,7 @@ class GemActivationFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(x, variant: str, order: int, epsilon: float):
-        return functional.activation(x, variant, order, epsilon)
+        return eager.activation(x, variant, order, epsilon)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -40,8 +41,7 @@ class GemGradientFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(grad_output, x, variant: str, order: int, epsilon: float):
-        slope = functional.derivative(_widen(x), variant, order, epsilon)
-        return _multiply_in_compute_dtype(grad_output, slope)
+        return eager.gradient(grad_output, x, variant, order, epsilon)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -78,4 +78,4 @@ def gem_activation(x: torch.Tensor, variant: str, order: int, epsilon: float) ->
     """Apply the activation through the memory-efficient Function when autograd needs it."""
     if torch.is_grad_enabled() and x.requires_grad:
         return GemActivationFunction.apply(x, variant, order, epsilon)
-    return functional.activation(x, variant, order, epsilon)
+    return eager.activation(x, variant, order, epsilon)

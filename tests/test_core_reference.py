@@ -125,3 +125,27 @@ def test_second_derivative_matches_autograd_of_the_formula(variant):
     (curvature_by_autograd,) = torch.autograd.grad(slope.sum(), x)
     curvature = functional.second_derivative(x.detach(), variant, 2, 0.5)
     torch.testing.assert_close(curvature, curvature_by_autograd, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("variant", ["gem", "egem", "segem"])
+@pytest.mark.parametrize("order", [1, 2, 3, 5])
+def test_chunked_evaluation_matches_the_formulas(variant, order):
+    """eager.py (chunked, in place) computes what functional.py states, across chunk edges."""
+    from hf_gem import eager
+
+    epsilon = 1.0 if variant == "gem" else 1e-3
+    size = 3 * eager.CHUNK_ELEMENTS + 17
+    x = torch.randn(size, dtype=torch.float64) * 4  # fresh inputs each run
+    x[:6] = torch.tensor([0.0, -0.0, 1e300, -1e300, 1e-300, -1e-300])
+    grad_output = torch.randn_like(x)
+    torch.testing.assert_close(
+        eager.activation(x, variant, order, epsilon),
+        functional.activation(x, variant, order, epsilon), rtol=1e-12, atol=1e-15,
+    )
+    torch.testing.assert_close(
+        eager.gradient(grad_output, x, variant, order, epsilon),
+        grad_output * functional.derivative(x, variant, order, epsilon), rtol=1e-12, atol=1e-15,
+    )
+    strided = x.view(-1, 1).expand(size, 2)[:, 1]  # non-contiguous input
+    torch.testing.assert_close(eager.activation(strided, variant, order, epsilon),
+                               functional.activation(x, variant, order, epsilon))

@@ -66,34 +66,41 @@ class ImageDatasetInfo:
     crop_padding: int = 0  # random crop after zero padding by this many pixels; 0 = none
     horizontal_flip: bool = False
     class_names: tuple = ()
+    # Training settings the recipe uses when its flags are left out.
+    epochs: int = 10
+    batch_size: int = 128
+    learning_rate: float = 0.05
+    weight_decay: float = 5e-4
 
 
 IMAGE_DATASETS = {info.name: info for info in (
     ImageDatasetInfo(
         "digits", "scikit-learn's handwritten digits (8x8, offline)", 8, 1, 10,
         (0.3053,), (0.3759,), "sklearn", "mnist_cnn", class_names=TEN_DIGITS,
+        epochs=30, batch_size=32,
     ),
     ImageDatasetInfo(
         "fashion_mnist", "Fashion-MNIST (28x28, offline: Debian package or --data_dir)",
         28, 1, 10, (0.2860,), (0.3530,), "idx", "mnist_cnn", reads_idx=True,
         default_data_dir="/usr/share/datasets/fashion-mnist", class_names=FASHION_CLASSES,
+        epochs=5,
     ),
     ImageDatasetInfo(
         "mnist", "MNIST (28x28, online: Hugging Face Hub, or --data_dir)", 28, 1, 10,
         (0.1307,), (0.3081,), "hub", "mnist_cnn", hub_id="ylecun/mnist", reads_idx=True,
-        class_names=TEN_DIGITS,
+        class_names=TEN_DIGITS, epochs=5,
     ),
     ImageDatasetInfo(
         "cifar10", "CIFAR-10 (32x32, online: Hugging Face Hub, or --data_dir)", 32, 3, 10,
         (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), "hub", "cifar_resnet56",
         hub_id="uoft-cs/cifar10", image_column="img", crop_padding=4, horizontal_flip=True,
-        class_names=CIFAR10_CLASSES,
+        class_names=CIFAR10_CLASSES, epochs=200, learning_rate=0.1,
     ),
     ImageDatasetInfo(
         "cifar100", "CIFAR-100 (32x32, online: Hugging Face Hub, or --data_dir)", 32, 3, 100,
         (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762), "hub", "cifar_resnet56",
         hub_id="uoft-cs/cifar100", image_column="img", label_column="fine_label",
-        crop_padding=4, horizontal_flip=True,
+        crop_padding=4, horizontal_flip=True, epochs=200, learning_rate=0.1,
     ),
 )}
 

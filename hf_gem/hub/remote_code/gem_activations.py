@@ -60,38 +60,60 @@ def parse_gem_name(name):
 
 
 # ---------------------------------------------------------------------------------------------
-# The formulas. F and 1 - F use forms that stay finite for every input, and 1 - F is never
-# computed by subtraction (that loses every digit where F is close to 1).
+# The formulas, evaluated in the same sequence of correctly rounded operations as hf_gem's
+# eager path, so that the results agree bit for bit. F and 1 - F use forms that stay finite
+# for every input, and 1 - F is never computed by subtraction (that loses every digit where
+# F is close to 1).
 
 
 def _power(magnitude, order):
-    return magnitude.square() if order == 1 else magnitude.pow(2 * order)
+    """u = t^(2N) by repeated squaring (pow would round differently)."""
+    square, result, exponent = magnitude.square(), None, order
+    while exponent:
+        if exponent & 1:
+            result = square if result is None else result * square
+        exponent >>= 1
+        if exponent:
+            square = square.square()
+    return result
+
+
+def _cdf(magnitude, order, epsilon):
+    """F(t) = 1 / (1 + epsilon / t^(2N))."""
+    return (_power(magnitude, order).reciprocal() * epsilon + 1.0).reciprocal()
 
 
 def _gate(magnitude, order, epsilon):
-    """F(t) = 1 / (1 + epsilon / t^(2N)) and 1 - F(t) = 1 / (1 + t^(2N) / epsilon)."""
+    """F(t) and its complement 1 - F(t) = 1 / (1 + t^(2N) / epsilon)."""
     power = _power(magnitude, order)
-    return torch.reciprocal(1.0 + epsilon / power), torch.reciprocal(1.0 + power / epsilon)
+    complement = (power / epsilon + 1.0).reciprocal()
+    return (power.reciprocal() * epsilon + 1.0).reciprocal(), complement
+
+
+def _branch_step(x):
+    """1 for x > 0 and 0 for x < 0: blending with it selects a branch exactly."""
+    return (torch.sign(x) + 1.0) * 0.5
 
 
 def _forward(x, variant, order, epsilon):
-    if variant == "segem":
-        half = 0.5 * x  # halved first, so that x (1 + F) cannot overflow
-        cdf, complement = _gate(x.abs(), order, epsilon)
-        value = torch.where(x >= 0, half * (1.0 + cdf), half * complement)
-        return torch.where(x == float("-inf"), torch.zeros_like(value), value)
-    positive = torch.clamp_min(x, 0.0)
-    return positive * torch.reciprocal(1.0 + epsilon / _power(positive, order))
+    if variant != "segem":
+        positive = torch.clamp_min(x, 0.0)  # clamp keeps NaN
+        return positive * _cdf(positive, order, epsilon)
+    cdf, complement = _gate(x.abs(), order, epsilon)
+    # S = 1 + F for x > 0 and 1 - F for x < 0; SE-GEM = (x / 2) S, with x halved first so
+    # that nothing overflows, and -inf clamped so that -inf * (1 - F = 0) gives 0, not NaN.
+    gate = ((cdf + 1.0) - complement) * _branch_step(x) + complement
+    return torch.clamp_min(x, -torch.finfo(x.dtype).max) * 0.5 * gate
 
 
 def _derivative(x, variant, order, epsilon):
-    if variant == "segem":
-        cdf, complement = _gate(x.abs(), order, epsilon)
-        positive_branch = 0.5 + cdf * (0.5 + order * complement)
-        negative_branch = complement * (0.5 - order * cdf)
-        return torch.where(x >= 0, positive_branch, negative_branch)
-    cdf, complement = _gate(torch.clamp_min(x, 0.0), order, epsilon)
-    return cdf * (1.0 + (2 * order) * complement)
+    if variant != "segem":
+        cdf, complement = _gate(torch.clamp_min(x, 0.0), order, epsilon)
+        return (complement * (2 * order) + 1.0) * cdf  # F (1 + 2N (1 - F))
+    cdf, complement = _gate(x.abs(), order, epsilon)
+    positive_branch = (complement * order + 0.5) * cdf + 0.5  # 1/2 + F (1/2 + N (1 - F))
+    negative_branch = (cdf * -order + 0.5) * complement  # (1 - F)(1/2 - N F)
+    return (positive_branch - negative_branch) * _branch_step(x) + negative_branch
 
 
 def _compute_dtype(dtype):
@@ -115,9 +137,8 @@ class _GemFunction(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_output):
         (x,) = ctx.saved_tensors
-        wide = _compute_dtype(x.dtype)
-        slope = _derivative(x.to(wide), *ctx.parameters)
-        return (grad_output.to(wide) * slope).to(grad_output.dtype), None, None, None
+        slope = _derivative(x.to(_compute_dtype(x.dtype)), *ctx.parameters)
+        return (slope * grad_output).to(x.dtype).to(grad_output.dtype), None, None, None
 
 
 class GemActivation(nn.Module):

@@ -21,6 +21,8 @@ import sys
 # name -> (module providing add_arguments and run, one-line help)
 SUBCOMMANDS = {
     "push": ("hf_gem.hub.command", "publish a training output folder to the Hugging Face Hub"),
+    "compare": ("hf_gem.study.command", "run a recipe over several activations and seeds"),
+    "plot": ("hf_gem.study.plot_command", "plot activations and their derivatives"),
 }
 
 

@@ -9,6 +9,7 @@ applies to model-card metadata, offline.
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
@@ -92,8 +93,8 @@ def activation_formulas(spec: GemSpec | None, name: str | None) -> dict:
                  f" and 0 for x <= 0"]
     lines.append(gate)
     order = 2 * spec.order
-    smoothness = (f"C^{order}: its derivatives up to order {order} are continuous, "
-                  f"and the one of order {order + 1} is not (at x = 0)")
+    smoothness = (f"C^{order}: its derivatives up to order {order} are continuous, and the "
+                  f"derivative of order {order + 1} jumps at x = 0")
     return {"title": spec.display_name, "lines": lines, "smoothness": smoothness,
             "is_gem": True}
 
@@ -179,7 +180,9 @@ def render_card(run: RunFolder, repo_id: str, license: str = "apache-2.0",
         has_remote_code=has_remote_code, paper_url=PAPER_URL,
         num_classes=run.config.get("num_classes"),
     )
-    return ModelCard.from_template(data, template_path=str(template_path), **context)
+    card = ModelCard.from_template(data, template_path=str(template_path), **context)
+    # Template conditionals leave runs of blank lines; one blank line is enough anywhere.
+    return ModelCard(re.sub(r"\n{3,}", "\n\n", str(card)))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -164,11 +164,12 @@ class _HubCalls:
         try:
             return getattr(self.api, method)(**kwargs)
         except Exception as error:  # every failure becomes one clear, token-free message
-            message = explain_hub_error(error, self.repo_id)
+            endpoint = getattr(self.api, "endpoint", None) or constants.ENDPOINT
+            message = explain_hub_error(error, self.repo_id, endpoint)
             raise PushError(redact(f"failed while {step}: {message}", self.token)) from None
 
 
-def explain_hub_error(error: Exception, repo_id: str) -> str:
+def explain_hub_error(error: Exception, repo_id: str, endpoint: str = constants.ENDPOINT) -> str:
     """A plain-English account of a failed Hub call."""
     status = getattr(getattr(error, "response", None), "status_code", None)
     detail = f"{type(error).__name__}: {error}".splitlines()[0]
@@ -186,7 +187,7 @@ def explain_hub_error(error: Exception, repo_id: str) -> str:
     if isinstance(error, RepositoryNotFoundError) or status == 404:
         return f"{repo_id} was not found, or the token cannot see it ({detail})"
     if status is None and _is_connection_error(error):
-        return (f"could not reach the Hugging Face Hub at {constants.ENDPOINT} ({detail}). "
+        return (f"could not reach the Hugging Face Hub at {endpoint} ({detail}). "
                 "Check the network connection and try again")
     return detail
 

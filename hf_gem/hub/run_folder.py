@@ -27,7 +27,9 @@ from ..names import GemSpec, is_gem_name, parse_name
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
 # The first of these that exists is published as the run's training arguments.
-TRAINING_ARGS_FILES = ("training_args.json", "args.json", "run_args.json", "hparams.json")
+TRAINING_ARGS_FILES = (
+    "training_args.json", "run_config.json", "args.json", "run_args.json", "hparams.json",
+)
 WEIGHT_PATTERNS = ("*.safetensors", "model.safetensors.index.json")
 MODEL_FILES = (CONFIG_FILE, "generation_config.json", "preprocessor_config.json")
 TOKENIZER_FILES = (

@@ -73,7 +73,8 @@ else:
         report[name + "_class"] = type(model).__name__
         logits[name] = model(text).logits
     report["hf_gem_imported"] = sorted(m for m in sys.modules if m.split(".")[0] == "hf_gem")
-save_file({k: v.contiguous() for k, v in logits.items()}, os.path.join(work, mode + ".safetensors"))
+outputs = {key: value.contiguous() for key, value in logits.items()}
+save_file(outputs, os.path.join(work, mode + ".safetensors"))
 with open(os.path.join(work, mode + ".json"), "w") as handle:
     json.dump(report, handle)
 """.replace("ORG", ORG)

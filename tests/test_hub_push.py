@@ -18,6 +18,7 @@ from hf_gem.hub import PushError, push, push_from_args
 from hf_gem.hub.recipe_args import add_hub_arguments, check_hub_arguments
 
 TOKEN = "hf_test_token_that_must_never_be_printed"
+COMMIT_URL = "https://huggingface.co/hf-gem-test/gpt2-gem/commit/" + "a" * 40
 GPT2_FILES = {
     "README.md", "config.json", "generation_config.json", "gem_activations.py",
     "metrics.jsonl", "model.safetensors", "modeling_gem.py", "tokenizer.json",
@@ -53,8 +54,8 @@ class RecordingHfApi:
         for operation in kwargs["operations"]:
             with open(operation.path_or_fileobj, "rb") as handle:
                 self.uploaded[operation.path_in_repo] = handle.read()
-        return CommitInfo(commit_url="https://huggingface.co/hf-gem-test/gpt2-gem/commit/aaaa", commit_message="m",
-                          commit_description="", oid="a" * 40)
+        return CommitInfo(commit_url=COMMIT_URL, commit_message="m", commit_description="",
+                          oid="a" * 40)
 
     def list_repo_files(self, **kwargs):
         self._record("list_repo_files", kwargs)
@@ -99,7 +100,7 @@ def test_push_records_one_commit_with_exactly_the_staged_files(gpt2_run, with_to
     assert set(api.uploaded) == GPT2_FILES == set(result.files)
     assert api.uploaded["model.safetensors"] == (gpt2_run / "model.safetensors").read_bytes()
     assert api.calls[3][1]["revision"] == "a" * 40  # the listing checks the new commit
-    assert result.commit_url == "https://huggingface.co/hf-gem-test/gpt2-gem/commit/aaaa"
+    assert result.commit_url == COMMIT_URL
 
     published_args = json.loads(api.uploaded["training_args.json"])
     assert "hub_token" not in published_args and published_args["max_train_steps"] == 30

@@ -13,6 +13,8 @@ import re
 from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
+from huggingface_hub.errors import HFValidationError
+from huggingface_hub.utils import validate_repo_id
 
 from ..names import GemSpec, format_epsilon
 from .curves import higher_is_better, summarize
@@ -40,7 +42,8 @@ AUTO_CLASSES = {
     "token-classification": "AutoModelForTokenClassification",
     "feature-extraction": "AutoModel",
 }
-DATASET_KEYS = ("dataset_name", "dataset", "corpus", "data")
+DATASET_KEYS = ("dataset_name", "dataset", "corpus", "data", "train_file")
+UNNAMED_DATA = "data not named in the training arguments"
 METRIC_TYPES = (("perplexity", "perplexity"), ("accuracy", "accuracy"), ("top5", "accuracy"),
                 ("top1", "accuracy"), ("loss", "loss"))
 FAMILY_TAGS = {"gem": "gem", "egem": "e-gem", "segem": "se-gem"}
@@ -59,14 +62,25 @@ def task_for(run: RunFolder) -> str:
     return "feature-extraction"
 
 
-def dataset_of(run: RunFolder) -> str:
-    """The dataset the run names (training arguments first, then the config), or 'custom'."""
+def dataset_of(run: RunFolder) -> str | None:
+    """The data the run names (training arguments first, then the config), if it names any."""
     for source in (run.training_args, run.config):
         for key in DATASET_KEYS:
             value = source.get(key)
             if isinstance(value, str) and value.strip():
                 return value.strip()
-    return "custom"
+    return None
+
+
+def hub_dataset_id(dataset: str | None) -> str | None:
+    """``dataset`` when it has the form of a Hub dataset id (a file path does not)."""
+    if dataset is None or dataset.count("/") > 1 or dataset.startswith((".", "/")):
+        return None
+    try:
+        validate_repo_id(dataset)
+    except HFValidationError:
+        return None
+    return dataset
 
 
 # ---------------------------------------------------------------------------------------------
@@ -103,7 +117,7 @@ def activation_formulas(spec: GemSpec | None, name: str | None) -> dict:
 # Metadata
 
 
-def eval_results(run: RunFolder, dataset: str) -> list:
+def eval_results(run: RunFolder, dataset: str | None) -> list:
     """One EvalResult per final validation metric (training-set numbers are not results)."""
     results = []
     for key, values in sorted(summarize(run.metrics).items()):
@@ -111,7 +125,8 @@ def eval_results(run: RunFolder, dataset: str) -> list:
             continue
         metric_type = next(kind for word, kind in METRIC_TYPES if word in key.lower())
         results.append(EvalResult(
-            task_type=task_for(run), dataset_type=dataset, dataset_name=dataset,
+            task_type=task_for(run), dataset_type=hub_dataset_id(dataset) or "custom",
+            dataset_name=dataset or UNNAMED_DATA,
             dataset_split="validation", metric_type=metric_type, metric_name=key,
             metric_value=values["final"],
         ))
@@ -120,6 +135,7 @@ def eval_results(run: RunFolder, dataset: str) -> list:
 
 def card_data_for(run: RunFolder, repo_id: str, license: str = "apache-2.0") -> ModelCardData:
     spec, dataset = run.spec, dataset_of(run)
+    dataset_id, results = hub_dataset_id(dataset), eval_results(run, dataset)
     tags = ["hf-gem"]
     if spec is not None:
         tags += ["gem-activation", FAMILY_TAGS[spec.variant], spec.name]
@@ -128,9 +144,9 @@ def card_data_for(run: RunFolder, repo_id: str, license: str = "apache-2.0") -> 
     tags += [run.model_type, task_for(run)]
     return ModelCardData(
         license=license, library_name=run.library, pipeline_tag=task_for(run),
-        tags=list(dict.fromkeys(tags)), datasets=[dataset] if dataset != "custom" else None,
-        model_name=repo_id.split("/")[-1], eval_results=eval_results(run, dataset) or None,
-        metrics=sorted({result.metric_type for result in eval_results(run, dataset)}) or None,
+        tags=list(dict.fromkeys(tags)), datasets=[dataset_id] if dataset_id else None,
+        model_name=repo_id.split("/")[-1], eval_results=results or None,
+        metrics=sorted({result.metric_type for result in results}) or None,
     )
 
 
@@ -151,7 +167,8 @@ def _result_rows(run: RunFolder) -> list:
     rows = []
     for key, values in sorted(summarize(run.metrics).items()):
         direction = "higher" if higher_is_better(key) else "lower"
-        rows.append({"key": key, "final": f"{values['final']:.6g}", "best": f"{values['best']:.6g}",
+        rows.append({"key": key, "final": f"{values['final']:.6g}",
+                     "best": f"{values['best']:.6g}",
                      "best_at": values["best_at"], "final_at": values["final_at"],
                      "direction": direction})
     return rows
@@ -174,7 +191,7 @@ def render_card(run: RunFolder, repo_id: str, license: str = "apache-2.0",
         auto_class=AUTO_CLASSES.get(task, "AutoModel"), architecture=run.architecture,
         model_type=run.model_type, parameters=f"{run.parameter_count:,}",
         activation_name=run.activation, activation=activation_formulas(run.spec, run.activation),
-        dataset=dataset_of(run), arguments=_scalar_arguments(run.training_args),
+        dataset=dataset_of(run) or UNNAMED_DATA, arguments=_scalar_arguments(run.training_args),
         arguments_file=run.training_args_file, results=_result_rows(run),
         has_metrics=bool(run.metrics), plot_file=plot_file, has_tokenizer=run.has_tokenizer,
         has_remote_code=has_remote_code, paper_url=PAPER_URL,

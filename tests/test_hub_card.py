@@ -86,7 +86,7 @@ def test_gpt2_card_states_the_activation_results_loading_and_citation(tmp_path):
     assert "| eval_loss | 4.4 | 4.3 | 20 | lower |" in text  # final, best, where the best was
     assert 'AutoModelForCausalLM.from_pretrained("org/gpt2-gem")' in text
     assert 'from_pretrained("org/gpt2-gem", trust_remote_code=True)' in text
-    assert "eprint        = {2604.21677}" in text
+    assert "journal = {arXiv preprint arXiv:2604.21677}" in text
     assert "hf_never_published" not in text and "hub_token" not in text
 
 

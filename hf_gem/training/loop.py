@@ -42,7 +42,6 @@ resumed run sees the same batches as an uninterrupted one.
 from __future__ import annotations
 
 import json
-import logging
 import signal
 import threading
 import time
@@ -52,13 +51,15 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+from accelerate.logging import get_logger
 from tqdm.auto import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from . import checkpoints
 from .sampling import derive_seed, seed_everything
 
-logger = logging.getLogger("hf_gem.training")
+# Logs on the main process only (an Accelerator must exist before the first message).
+logger = get_logger("hf_gem.training")
 
 
 def count_tokens(batch) -> int:

@@ -108,15 +108,16 @@ class KeyedCollator:
 
 def make_train_dataloader(
     dataset, batch_size: int, seed: int, collate_fn: Callable | None = None,
-    num_workers: int = 0, drop_last: bool = True,
+    num_workers: int = 0, drop_last: bool = True, random_collation: bool = True,
 ) -> DataLoader:
     """A shuffled training loader whose order (and random collation) a resume reproduces.
 
     ``drop_last`` keeps every batch full, so several processes see batches of one size and a
     run on P processes with batch b sees the same examples per update as one process with
-    batch P * b.
+    batch P * b. Pass ``random_collation=False`` for a collate function that draws no random
+    numbers, to skip the keyed seeding.
     """
-    if collate_fn is not None:
+    if collate_fn is not None and random_collation:
         collate_fn = KeyedCollator(collate_fn, seed)
     return DataLoader(
         dataset, batch_size=batch_size, sampler=EpochSampler(len(dataset), seed),
@@ -126,10 +127,10 @@ def make_train_dataloader(
 
 def make_eval_dataloader(
     dataset, batch_size: int, seed: int, collate_fn: Callable | None = None,
-    num_workers: int = 0,
+    num_workers: int = 0, random_collation: bool = True,
 ) -> DataLoader:
     """An evaluation loader in fixed order; random collation (masking) is the same each time."""
-    if collate_fn is not None:
+    if collate_fn is not None and random_collation:
         collate_fn = KeyedCollator(collate_fn, seed)
     return DataLoader(
         dataset, batch_size=batch_size, shuffle=False, collate_fn=collate_fn,

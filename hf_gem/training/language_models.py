@@ -132,7 +132,7 @@ def build_model(family: Family, model_size: str, activation: str, tokenizer,
 @lru_cache(maxsize=None)
 def _metric(name: str):
     """One loaded metric per process; ``compute`` empties it, so it can be used again."""
-    return load_metric(name)
+    return load_metric(name, keep_in_memory=True)
 
 
 def language_model_loss(model, batch):

@@ -138,6 +138,22 @@ def test_recipe_flags_push_the_output_folder(gpt2_run, with_token):
     assert set(push_from_args(args, gpt2_run, api=api).files) == GPT2_FILES
 
 
+def test_a_recipe_push_that_fails_exits_with_status_1_and_says_how_to_retry(
+        gpt2_run, with_token, capsys):
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="gpt2_pretrain.py")
+    add_hub_arguments(parser)
+    args = parser.parse_args(["--push_to_hub", "--hub_model_id", "org/gpt2-gem"])
+    api = RecordingHfApi(fail_on="whoami", error=http_error(401))
+    with pytest.raises(SystemExit) as exit_info:
+        push_from_args(args, gpt2_run, api=api, parser=parser)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 1 and TOKEN not in err
+    assert err.startswith("gpt2_pretrain.py: error: publishing failed: failed while checking")
+    assert f"publish it later with: hf-gem push {gpt2_run} --repo-id org/gpt2-gem" in err
+
+
 def test_recipe_flags_fail_before_training(without_token):
     import argparse
 

@@ -3,7 +3,7 @@
 A recipe adds them with :func:`add_hub_arguments`, checks them with
 :func:`check_hub_arguments` right after parsing (so a bad repository id or a missing token
 stops the run before any training), and calls :func:`push_from_args` on the main process
-once the model, tokenizer and metrics are saved. The token is never a flag: it comes from
+once the model, tokenizer and metrics are saved (and not when the run was interrupted). The token is never a flag: it comes from
 HF_TOKEN or the saved login, so it appears neither in shell history nor in the saved
 arguments.
 """
@@ -55,15 +55,26 @@ def check_hub_arguments(args, parser: argparse.ArgumentParser | None = None) -> 
         parser.error(str(error))
 
 
-def push_from_args(args, output_dir, api=None) -> PushResult | None:
+def push_from_args(args, output_dir, api=None,
+                   parser: argparse.ArgumentParser | None = None) -> PushResult | None:
     """Publish ``output_dir`` if ``--push_to_hub`` was given; return the result or None.
 
-    Call it on the main process only, after everything is saved. Raises PushError on failure.
+    Call it on the main process only, once the run has finished and everything is saved.
+    On failure it raises PushError, or, with ``parser``, exits with status 1; either way
+    the message says where the trained model is and how to publish it later.
     """
     if not getattr(args, "push_to_hub", False):
         return None
-    check_hub_arguments(args)
-    result = push(output_dir, args.hub_model_id, private=bool(args.hub_private_repo),
-                  revision=getattr(args, "hub_revision", None), api=api)
+    try:
+        check_hub_arguments(args)
+        result = push(output_dir, args.hub_model_id, private=bool(getattr(args, "hub_private_repo", False)),
+                      revision=getattr(args, "hub_revision", None), api=api)
+    except PushError as error:
+        message = (f"publishing failed: {error}. The trained model is saved in {output_dir}; "
+                   f"publish it later with: hf-gem push {output_dir} --repo-id "
+                   f"{args.hub_model_id}")
+        if parser is None:
+            raise PushError(message) from None
+        parser.exit(1, f"{parser.prog}: error: {message}\n")
     logger.info("Published %s to %s (%d files)", output_dir, result.repo_id, len(result.files))
     return result

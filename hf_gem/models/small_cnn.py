@@ -1,8 +1,9 @@
 """A small CNN for MNIST-class images: 28x28 grey digits or clothes, and smaller ones.
 
-Two stages of two 3x3 conv-BN-act layers (32 then 64 channels), each followed by 2x2 max
+Three 3x3 conv-BN-act layers of 32, 64 and 64 channels, the first two followed by 2x2 max
 pooling, then global average pooling, a hidden linear layer of 128 units with the same
-activation, dropout and the classifier: about 75 k parameters for 10 classes. Global pooling
+activation, dropout and the classifier: about 66 k parameters and 5.6 M multiply-adds per
+28x28 image, so that a pass over Fashion-MNIST stays in minutes on a CPU. Global pooling
 makes it accept any input of at least 4x4 pixels, so the same model also trains on
 scikit-learn's 8x8 digits. Every activation comes from ``act_layer``.
 """
@@ -14,7 +15,7 @@ from timm.layers import SelectAdaptivePool2d, get_act_layer
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 from torch import nn
 
-STAGE_WIDTHS = (32, 64)
+STAGE_WIDTHS = (32, 64, 64)
 HIDDEN_UNITS = 128
 
 
@@ -27,7 +28,7 @@ def conv_bn_act(in_channels: int, out_channels: int, act_layer) -> nn.Sequential
 
 
 class SmallCnn(nn.Module):
-    """conv-conv-pool, conv-conv-pool, global pool, hidden layer, classifier."""
+    """conv-pool, conv-pool, conv, global pool, hidden layer, classifier."""
 
     def __init__(
         self,
@@ -44,17 +45,17 @@ class SmallCnn(nn.Module):
         self.head_hidden_size = HIDDEN_UNITS
 
         stages, in_channels = [], in_chans
-        for width in STAGE_WIDTHS:
-            stages.append(nn.Sequential(
-                conv_bn_act(in_channels, width, act_layer),
-                conv_bn_act(width, width, act_layer),
-                nn.MaxPool2d(2),
-            ))
+        for index, width in enumerate(STAGE_WIDTHS):
+            layers = [conv_bn_act(in_channels, width, act_layer)]
+            if index < len(STAGE_WIDTHS) - 1:
+                layers.append(nn.MaxPool2d(2))
+            stages.append(nn.Sequential(*layers))
             in_channels = width
         self.stages = nn.Sequential(*stages)
         self.feature_info = [
             dict(num_chs=32, reduction=2, module="stages.0"),
             dict(num_chs=64, reduction=4, module="stages.1"),
+            dict(num_chs=64, reduction=4, module="stages.2"),
         ]
 
         self.global_pool = SelectAdaptivePool2d(pool_type=global_pool, flatten=True)
@@ -94,8 +95,8 @@ default_cfgs = generate_default_cfgs({
 
 @register_model
 def mnist_cnn(pretrained: bool = False, **kwargs) -> SmallCnn:
-    """The small CNN for 28x28 grey images (about 75 k parameters)."""
+    """The small CNN for 28x28 grey images (about 66 k parameters)."""
     return build_model_with_cfg(
         SmallCnn, "mnist_cnn", pretrained,
-        feature_cfg=dict(out_indices=(0, 1), flatten_sequential=True), **kwargs,
+        feature_cfg=dict(out_indices=(0, 1, 2), flatten_sequential=True), **kwargs,
     )

@@ -77,18 +77,18 @@ IMAGE_DATASETS = {info.name: info for info in (
     ImageDatasetInfo(
         "digits", "scikit-learn's handwritten digits (8x8, offline)", 8, 1, 10,
         (0.3053,), (0.3759,), "sklearn", "mnist_cnn", class_names=TEN_DIGITS,
-        epochs=30, batch_size=32,
+        epochs=15, batch_size=32,
     ),
     ImageDatasetInfo(
         "fashion_mnist", "Fashion-MNIST (28x28, offline: Debian package or --data_dir)",
         28, 1, 10, (0.2860,), (0.3530,), "idx", "mnist_cnn", reads_idx=True,
         default_data_dir="/usr/share/datasets/fashion-mnist", class_names=FASHION_CLASSES,
-        epochs=5,
+        epochs=3,
     ),
     ImageDatasetInfo(
         "mnist", "MNIST (28x28, online: Hugging Face Hub, or --data_dir)", 28, 1, 10,
         (0.1307,), (0.3081,), "hub", "mnist_cnn", hub_id="ylecun/mnist", reads_idx=True,
-        class_names=TEN_DIGITS, epochs=5,
+        class_names=TEN_DIGITS, epochs=3,
     ),
     ImageDatasetInfo(
         "cifar10", "CIFAR-10 (32x32, online: Hugging Face Hub, or --data_dir)", 32, 3, 10,

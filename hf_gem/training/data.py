@@ -5,8 +5,9 @@ Three sources, one result (a ``DatasetDict`` with "train" and "validation" split
 
 * no data flags: Python's own language reference (``pydoc_data.topics``, about 460 kB of
   English written by people, present in every Python install). Every topic is cut into
-  paragraphs and every tenth paragraph goes to validation, so the split is the same on every
-  run and on every machine with the same Python version;
+  paragraphs and a checksum of each paragraph's text sends about one in ten to validation:
+  the split is the same on every run and machine with the same Python version, and a
+  paragraph that the reference repeats under several topics never lands on both sides;
 * ``--dataset_name`` (and ``--dataset_config_name``): any dataset on the Hub or on disk that
   has a text column;
 * ``--train_file`` / ``--validation_file``: local .txt (one example per line), .json/.jsonl
@@ -23,6 +24,7 @@ import json
 import os
 import re
 import sys
+import zlib
 from itertools import chain
 from pathlib import Path
 
@@ -32,7 +34,7 @@ from .network import load_from_hub
 
 FILE_BUILDERS = {".txt": "text", ".text": "text", ".json": "json", ".jsonl": "json",
                  ".csv": "csv"}
-VALIDATION_EVERY = 10  # every tenth paragraph of the default corpus is held out
+VALIDATION_SHARE = 10  # one paragraph in ten (by checksum) of the default corpus is held out
 SPLIT_SEED = 0  # the held-out part of a source without a validation split never varies
 
 
@@ -47,15 +49,14 @@ def default_corpus_texts() -> dict:
     from pydoc_data.topics import topics
 
     splits = {"train": [], "validation": []}
-    counter = 0
     for name in sorted(topics):
         parts = {"train": [], "validation": []}
         for paragraph in re.split(r"\n\s*\n", topics[name]):
+            paragraph = paragraph.strip("\n")
             if not paragraph.strip():
                 continue
-            counter += 1
-            split = "validation" if counter % VALIDATION_EVERY == 0 else "train"
-            parts[split].append(paragraph.strip("\n"))
+            held_out = zlib.crc32(paragraph.encode()) % VALIDATION_SHARE == 0
+            parts["validation" if held_out else "train"].append(paragraph)
         for split, paragraphs in parts.items():
             if paragraphs:
                 splits[split].append("\n\n".join(paragraphs))

@@ -97,6 +97,11 @@ def check_activation(name: str) -> None:
         resolve(name)
     except (KeyError, ValueError) as error:
         raise ValueError(f"--activation {name}: {error}") from None
+    if is_gem_name(name) and parse_name(name).gated:
+        plain = name[: -len("_glu")]
+        raise ValueError(
+            f"--activation {name}: the gated (GLU) form halves the feed-forward width, and "
+            f"GPT-2's and BERT's feed-forward layers are not gated; use {plain!r}.")
 
 
 def build_model(family: Family, model_size: str, activation: str, tokenizer,

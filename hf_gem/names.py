@@ -7,6 +7,9 @@ its name::
     egem[_n<N>][_eps<e>]    E-GEM,  N = 1, epsilon = 1e-4 by default  egem_eps10
     segem[_n<N>][_eps<e>]   SE-GEM, N = 1, epsilon = 1e-4 by default  segem_n2_eps1e-4
 
+Any of these may end in ``_glu`` (``gem_n2_glu``): the gated form GEM-GLU, act(a) * b, where
+a and b are the two halves of the input's last dimension (as ``torch.nn.GLU`` splits it).
+
 Names are case-insensitive and ``e-gem`` / ``se-gem`` are accepted for ``egem`` / ``segem``.
 Every other module receives a :class:`GemSpec` (plain numbers) and never parses a name.
 """
@@ -27,7 +30,7 @@ GRAMMAR_HELP = (
     "valid GEM-family names: gem[_n<N>] (e.g. gem, gem_n2), "
     "egem[_n<N>][_eps<e>] (e.g. egem_eps10, egem_n2_eps1e-4), "
     "segem[_n<N>][_eps<e>] (e.g. segem_eps1e-4); N is an integer >= 1 and <e> a positive "
-    "finite number"
+    "finite number; a trailing _glu selects the gated form act(a) * b (e.g. gem_n2_glu)"
 )
 
 # Names that users are likely to mean; used to suggest the closest match after a typo.
@@ -37,7 +40,8 @@ EXAMPLE_NAMES = (
 )
 
 _NAME_PATTERN = re.compile(
-    r"^(?P<variant>segem|egem|gem)(?:_n(?P<order>[^_]+))?(?:_eps(?P<epsilon>.+))?$"
+    r"^(?P<variant>segem|egem|gem)(?:_n(?P<order>[^_]+))?(?:_eps(?P<epsilon>.+?))?"
+    r"(?P<gated>_glu)?$"
 )
 _FAMILY_PREFIX = re.compile(r"^(s?e-?)?gem(_|$)")
 
@@ -58,17 +62,22 @@ UnknownActivationError = ActivationNameError
 
 @dataclass(frozen=True)
 class GemSpec:
-    """The parameters of one member of the family: variant, order N and epsilon."""
+    """The parameters of one member of the family: variant, order N and epsilon.
+
+    ``gated`` selects the GLU form act(a) * b over the two halves of the last dimension.
+    """
 
     variant: str
     order: int = 1
     epsilon: float = 1.0
+    gated: bool = False
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
         object.__setattr__(self, "order", check_order(self.order))
         object.__setattr__(self, "epsilon", check_epsilon(self.epsilon))
+        object.__setattr__(self, "gated", bool(self.gated))
         if self.variant == "gem" and self.epsilon != 1.0:
             raise ValueError(
                 f"GEM has epsilon = 1 by definition (got epsilon={self.epsilon}); "
@@ -88,11 +97,14 @@ class GemSpec:
             parts.append(f"n{self.order}")
         if self.variant != "gem" and self.epsilon != DEFAULT_EPSILON:
             parts.append(f"eps{format_epsilon(self.epsilon)}")
+        if self.gated:
+            parts.append("glu")
         return "_".join(parts)
 
     @property
     def display_name(self) -> str:
-        text = f"{DISPLAY_NAMES[self.variant]} (N={self.order}"
+        suffix = "-GLU" if self.gated else ""
+        text = f"{DISPLAY_NAMES[self.variant]}{suffix} (N={self.order}"
         if self.variant != "gem":
             text += f", epsilon={format_epsilon(self.epsilon)}"
         return text + ")"
@@ -187,7 +199,7 @@ def parse_name(name: str) -> GemSpec:
                 f"{name!r}: epsilon must be a positive finite number, got {epsilon_text!r}"
             ) from None
     try:
-        return GemSpec(variant, order, epsilon)
+        return GemSpec(variant, order, epsilon, gated=match["gated"] is not None)
     except ValueError as error:
         raise ActivationNameError(f"{name!r}: {error}") from None
 

@@ -1,4 +1,5 @@
-"""GEM in transformers: activation registry, config fields per model family, module swapping.
+"""GEM in transformers: activation registry, config fields per model family, module swapping,
+and fused MLPs (:func:`fuse_gem_mlps`).
 
 After :func:`register` (run by ``import hf_gem``), every valid GEM-family name works wherever
 transformers looks an activation up: ``name in ACT2FN``, ``ACT2FN[name]`` and
@@ -11,9 +12,12 @@ from __future__ import annotations
 
 from typing import Iterable
 
+import torch
 from torch import nn
 from transformers import activations as hf_activations
+from transformers.pytorch_utils import Conv1D
 
+from ..kernels import apply_bias_activation, apply_gated_activation
 from ..modules import GemActivation, module_for_spec
 from ..names import (
     EXAMPLE_NAMES,
@@ -173,3 +177,79 @@ def swap_activations(model: nn.Module, name: str, targets: Iterable[type] | None
     if known_family:
         patch_config(config, name)
     return swapped
+
+
+# ---------------------------------------------------------------------------------------------
+# Fused MLPs: the GEM kernels also do the work that sits next to the activation.
+
+
+def _parameters(activation: GemActivation) -> tuple:
+    return activation.variant, activation.order, activation.epsilon
+
+
+class FusedBiasGemMLP(nn.Module):
+    """A GPT-2 MLP (c_fc, act, c_proj, dropout) whose c_fc bias is added inside the GEM kernel.
+
+    It holds the original submodules under their original names: same parameters, same
+    state dict keys.
+    """
+
+    def __init__(self, mlp: nn.Module):
+        super().__init__()
+        self.c_fc, self.act, self.c_proj, self.dropout = mlp.c_fc, mlp.act, mlp.c_proj, mlp.dropout
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        rows = hidden_states.reshape(-1, hidden_states.shape[-1])
+        product = torch.mm(rows, self.c_fc.weight)  # a Conv1D weight is (in, out)
+        product = product.view(*hidden_states.shape[:-1], product.shape[-1])
+        activated = apply_bias_activation(product, self.c_fc.bias, *_parameters(self.act))
+        return self.dropout(self.c_proj(activated))
+
+
+class FusedGatedGemMLP(nn.Module):
+    """A Llama-style MLP whose act(gate_proj(x)) * up_proj(x) runs as one GEM-GLU kernel."""
+
+    def __init__(self, mlp: nn.Module):
+        super().__init__()
+        self.gate_proj, self.up_proj = mlp.gate_proj, mlp.up_proj
+        self.down_proj, self.act_fn = mlp.down_proj, mlp.act_fn
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate, up = self.gate_proj(x), self.up_proj(x)
+        return self.down_proj(apply_gated_activation(gate, up, *_parameters(self.act_fn)))
+
+
+def _fused_form(module: nn.Module):
+    """The fused replacement for a GEM MLP of a known layout, or None."""
+    if isinstance(module, (FusedBiasGemMLP, FusedGatedGemMLP)):
+        return None
+    children = dict(module.named_children())
+    activation = children.get("act", children.get("act_fn"))
+    if not isinstance(activation, GemActivation) or activation.spec.gated:
+        return None
+    if {"c_fc", "act", "c_proj", "dropout"} == set(children) and isinstance(
+        children["c_fc"], Conv1D
+    ):
+        return FusedBiasGemMLP(module)
+    if {"gate_proj", "up_proj", "down_proj", "act_fn"} == set(children):
+        return FusedGatedGemMLP(module)
+    return None
+
+
+def fuse_gem_mlps(model: nn.Module) -> int:
+    """Replace the GEM MLPs of a built model by fused ones; return how many were replaced.
+
+    GPT-2 MLPs (``c_fc``, ``act``, ``c_proj``, ``dropout``) get the ``c_fc`` bias added
+    inside the GEM kernel; Llama-style gated MLPs (``gate_proj``, ``up_proj``, ``down_proj``,
+    ``act_fn``, as in Llama, Mistral and Qwen2) get act(gate) * up as one GEM-GLU kernel.
+    Parameters and state dict keys do not change, so checkpoints load either way; a model
+    rebuilt by ``from_pretrained`` is unfused until this is called again.
+    """
+    replaced = 0
+    for parent in list(model.modules()):
+        for child_name, child in list(parent.named_children()):
+            fused = _fused_form(child)
+            if fused is not None:
+                setattr(parent, child_name, fused)
+                replaced += 1
+    return replaced

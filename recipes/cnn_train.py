@@ -30,6 +30,7 @@ from timm.optim import create_optimizer_v2, list_optimizers
 from timm.scheduler import create_scheduler_v2
 
 import hf_gem
+from hf_gem.hub import add_hub_arguments, check_hub_arguments, push_from_args
 from hf_gem.models import MODEL_NAMES
 from hf_gem.training import LoopSettings, make_eval_dataloader, make_train_dataloader, train
 from hf_gem.training.vision_data import IMAGE_DATASETS, DataError, ImageCollator
@@ -124,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--cpu", action="store_true", help="train on the CPU even with a GPU")
     run.add_argument("--with_tracking", action="store_true",
                      help="also log to the trackers Accelerate finds (e.g. TensorBoard)")
+    add_hub_arguments(parser)
     return parser
 
 
@@ -230,6 +232,7 @@ def build_schedule(args, optimizer, updates_per_epoch: int):
 def main(argv=None):
     args = parse_args(argv)
     check_names(args)
+    check_hub_arguments(args, args.parser)
     resolve_defaults(args)
     accelerator = Accelerator(
         gradient_accumulation_steps=args.gradient_accumulation_steps,
@@ -298,6 +301,8 @@ def main(argv=None):
     elif accuracy is not None:
         logger.info("Test accuracy %.2f %% after %d epochs; the model is in %s",
                     100 * accuracy, args.epochs, args.output_dir)
+    if accelerator.is_main_process and not result.stopped_by:
+        push_from_args(args, args.output_dir, parser=args.parser)
     return result
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from huggingface_hub import ModelCard
 from test_hub_models import make_bert_run, make_cnn_run, make_gpt2_run
+from test_hub_push import RecordingHfApi
 
 from hf_gem.cli import main
 from hf_gem.hub import CardError, check_card, read_run_folder, render_card
@@ -40,12 +41,20 @@ def last_values(metrics_file: Path) -> dict:
     return values
 
 
-def test_a_recipe_run_then_a_dry_run_push(tmp_path, capsys, fresh_accelerate_state):
+def test_a_recipe_run_then_a_dry_run_push(tmp_path, capsys, monkeypatch,
+                                          fresh_accelerate_state):
+    """The CNN recipe with --push_to_hub (recorded), then `hf-gem push --dry-run`."""
+    api = RecordingHfApi()
+    monkeypatch.setattr("hf_gem.hub.publish.HfApi", lambda: api)
+    monkeypatch.setenv("HF_TOKEN", "hf_recipe_test_token")
     output = tmp_path / "run"
     load_recipe("cnn_train").main([
         "--cpu", "--output_dir", str(output), "--epochs", "1", "--max_train_samples", "64",
-        "--max_eval_samples", "32", "--checkpointing_steps", "none", "--logging_steps", "1"])
+        "--max_eval_samples", "32", "--checkpointing_steps", "none", "--logging_steps", "1",
+        "--push_to_hub", "--hub_model_id", "hf-gem-test/digits-cnn"])
     capsys.readouterr()
+    assert [name for name, _ in api.calls][-2:] == ["create_commit", "list_repo_files"]
+    assert api.uploaded["model.safetensors"] == (output / "model.safetensors").read_bytes()
 
     assert main(["push", str(output), "--repo-id", "hf-gem-test/digits-cnn", "--dry-run"]) == 0
     printed = capsys.readouterr().out
@@ -63,6 +72,19 @@ def test_a_recipe_run_then_a_dry_run_push(tmp_path, capsys, fresh_accelerate_sta
     assert card.data.library_name == "timm" and "se-gem" in card.data.tags
     assert "SE-GEM_{N=1, eps=1e-4}(x) = x/2 + |x|^3 / (2 (x^2 + 1e-4))" in card.text
     assert 'timm.create_model("hf-hub:hf-gem-test/digits-cnn", pretrained=True)' in card.text
+    assert api.uploaded["README.md"].decode().rstrip() == card_text.rstrip()
+
+
+@pytest.mark.parametrize("family", ["gpt2", "bert"])
+def test_language_model_recipes_check_the_hub_flags_before_training(family, monkeypatch,
+                                                                    capsys):
+    from hf_gem.training.lm_recipe import main as lm_main
+
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    with pytest.raises(SystemExit) as exit_info:
+        lm_main(family, ["--push_to_hub", "--hub_model_id", "org/bad name"])
+    assert exit_info.value.code == 2
+    assert "invalid repository id 'org/bad name'" in capsys.readouterr().err
 
 
 def test_gpt2_card_states_the_activation_results_loading_and_citation(tmp_path):

@@ -24,6 +24,7 @@ from transformers import DataCollatorForLanguageModeling, default_data_collator,
 
 import hf_gem
 
+from ..hub import add_hub_arguments, check_hub_arguments, push_from_args
 from .checkpoints import CheckpointError, resolve_checkpoint
 from .data import load_text_splits, tokenize_and_pack
 from .language_models import (
@@ -102,6 +103,7 @@ def build_parser(family) -> argparse.ArgumentParser:
     run.add_argument("--report_to", default="all",
                      help="tensorboard, wandb, ... or all (with --with_tracking)")
     add("--project_name", default=f"hf-gem-{family.name}")
+    add_hub_arguments(parser)
     return parser
 
 
@@ -240,6 +242,7 @@ def main(family_name: str, argv=None) -> int:
         resolve_args(args, family)
     except ValueError as error:
         parser.exit(2, f"{parser.prog}: error: {error}\n")
+    check_hub_arguments(args, parser)
     tracking = {"log_with": args.report_to, "project_dir": args.output_dir}
     accelerator = Accelerator(gradient_accumulation_steps=args.gradient_accumulation_steps,
                               **(tracking if args.with_tracking else {}))
@@ -293,6 +296,8 @@ def main(family_name: str, argv=None) -> int:
         logger.info("Done after %d steps (%s). Model and tokenizer: %s; metrics: %s",
                     result.completed_steps, shown, output_dir, output_dir / "metrics.jsonl")
     accelerator.end_training()
+    if accelerator.is_main_process and not result.stopped_by:
+        push_from_args(args, output_dir, parser=parser)
     return 0
 
 

@@ -243,9 +243,14 @@ def main(family_name: str, argv=None) -> int:
     except ValueError as error:
         parser.exit(2, f"{parser.prog}: error: {error}\n")
     check_hub_arguments(args, parser)
-    tracking = {"log_with": args.report_to, "project_dir": args.output_dir}
+    options = {"log_with": args.report_to, "project_dir": args.output_dir} if (
+        args.with_tracking) else {}
+    if not torch.accelerator.is_available():
+        # Without cpu=True, Accelerate ignores torchrun's ranks on a machine with no GPU and
+        # every process would train alone; with it, they form one gloo process group.
+        options["cpu"] = True
     accelerator = Accelerator(gradient_accumulation_steps=args.gradient_accumulation_steps,
-                              **(tracking if args.with_tracking else {}))
+                              **options)
     _setup_logging(accelerator)
     try:
         prepared = _prepare(args, family, accelerator)

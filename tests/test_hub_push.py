@@ -10,7 +10,6 @@ import httpx2
 import pytest
 from huggingface_hub import CommitInfo, HfApi, constants
 from huggingface_hub.errors import HfHubHTTPError
-from safetensors.torch import load_file
 from test_hub_models import make_cnn_run, make_gpt2_run
 
 from hf_gem.cli import main

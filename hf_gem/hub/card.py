@@ -23,10 +23,20 @@ from .run_folder import RunFolder, without_secrets
 TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "model_cards"
 DEFAULT_TEMPLATE = "model_card.md"
 PAPER_URL = "https://arxiv.org/abs/2604.21677"
-# Licenses the Hub accepts by id; the most common ones (the Hub lists more).
+# License ids the Hub accepts in card metadata ("other" covers any license not listed).
 KNOWN_LICENSES = (
-    "apache-2.0", "mit", "bsd-3-clause", "bsd-2-clause", "cc-by-4.0", "cc-by-sa-4.0",
-    "cc-by-nc-4.0", "cc0-1.0", "gpl-3.0", "lgpl-3.0", "mpl-2.0", "openrail", "other",
+    "apache-2.0", "mit", "openrail", "openrail++", "bigscience-openrail-m",
+    "creativeml-openrail-m", "bigscience-bloom-rail-1.0", "bigcode-openrail-m", "afl-3.0",
+    "artistic-2.0", "bsl-1.0", "bsd", "bsd-2-clause", "bsd-3-clause", "bsd-3-clause-clear",
+    "c-uda", "cc", "cc0-1.0", "cc-by-2.0", "cc-by-2.5", "cc-by-3.0", "cc-by-4.0",
+    "cc-by-sa-3.0", "cc-by-sa-4.0", "cc-by-nc-2.0", "cc-by-nc-3.0", "cc-by-nc-4.0",
+    "cc-by-nd-4.0", "cc-by-nc-nd-3.0", "cc-by-nc-nd-4.0", "cc-by-nc-sa-2.0",
+    "cc-by-nc-sa-3.0", "cc-by-nc-sa-4.0", "cdla-sharing-1.0", "cdla-permissive-1.0",
+    "cdla-permissive-2.0", "wtfpl", "ecl-2.0", "epl-1.0", "epl-2.0", "etalab-2.0",
+    "eupl-1.1", "eupl-1.2", "agpl-3.0", "gfdl", "gpl", "gpl-2.0", "gpl-3.0", "lgpl",
+    "lgpl-2.1", "lgpl-3.0", "isc", "lppl-1.3c", "ms-pl", "mpl-2.0", "odc-by", "odbl",
+    "osl-3.0", "postgresql", "ofl-1.1", "ncsa", "unlicense", "zlib", "pddl", "lgpl-lr",
+    "llama2", "llama3", "gemma", "unknown", "other",
 )
 LIBRARIES = ("transformers", "timm")
 # The Hub's task for each kind of head, by the end of the architecture's class name.
@@ -218,7 +228,8 @@ def check_card(text: str) -> ModelCard:
     data = card.data.to_dict()
     problems = []
     if data.get("license") not in KNOWN_LICENSES:
-        problems.append(f"license {data.get('license')!r} is not a license id the Hub knows")
+        problems.append(f"license {data.get('license')!r} is not a license id the Hub knows "
+                        "(use 'other' for a license the Hub does not list)")
     if data.get("library_name") not in LIBRARIES:
         problems.append(f"library_name {data.get('library_name')!r} is not one of {LIBRARIES}")
     tags = data.get("tags")

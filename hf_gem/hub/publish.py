@@ -14,7 +14,7 @@ import contextlib
 import logging
 import re
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from huggingface_hub import CommitOperationAdd, HfApi, constants, get_token
@@ -53,7 +53,6 @@ class PushResult:
     commit_url: str | None = None
     commit_oid: str | None = None
     stage_dir: str | None = None  # kept only when the caller chose the folder
-    calls: list = field(default_factory=list)
 
 
 def check_repo_id(repo_id) -> str:
@@ -149,7 +148,6 @@ def _upload(api, staged: StagedFolder, result: PushResult, *, private, commit_me
     if missing:
         raise PushError(f"the upload to {repo_id} is incomplete: the commit lacks "
                         f"{', '.join(missing)}. Run the push again.")
-    result.calls = hub.names
     logger.info("Published %s at %s", repo_id, result.commit_url or revision)
 
 
@@ -157,10 +155,9 @@ class _HubCalls:
     """Calls HfApi methods, turning any failure into a PushError without the token."""
 
     def __init__(self, api, token: str, repo_id: str):
-        self.api, self.token, self.repo_id, self.names = api, token, repo_id, []
+        self.api, self.token, self.repo_id = api, token, repo_id
 
     def call(self, step: str, method: str, **kwargs):
-        self.names.append(method)
         try:
             return getattr(self.api, method)(**kwargs)
         except Exception as error:  # every failure becomes one clear, token-free message

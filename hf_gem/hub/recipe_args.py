@@ -3,9 +3,9 @@
 A recipe adds them with :func:`add_hub_arguments`, checks them with
 :func:`check_hub_arguments` right after parsing (so a bad repository id or a missing token
 stops the run before any training), and calls :func:`push_from_args` on the main process
-once the model, tokenizer and metrics are saved (and not when the run was interrupted). The token is never a flag: it comes from
-HF_TOKEN or the saved login, so it appears neither in shell history nor in the saved
-arguments.
+once the model, tokenizer and metrics are saved (and not when the run was interrupted).
+The token is never a flag: it comes from HF_TOKEN or the saved login, so it appears
+neither in shell history nor in the saved arguments.
 """
 
 from __future__ import annotations
@@ -67,7 +67,8 @@ def push_from_args(args, output_dir, api=None,
         return None
     try:
         check_hub_arguments(args)
-        result = push(output_dir, args.hub_model_id, private=bool(getattr(args, "hub_private_repo", False)),
+        result = push(output_dir, args.hub_model_id,
+                      private=bool(getattr(args, "hub_private_repo", False)),
                       revision=getattr(args, "hub_revision", None), api=api)
     except PushError as error:
         message = (f"publishing failed: {error}. The trained model is saved in {output_dir}; "

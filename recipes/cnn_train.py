@@ -32,7 +32,8 @@ from timm.scheduler import create_scheduler_v2
 import hf_gem
 from hf_gem.hub import add_hub_arguments, check_hub_arguments, push_from_args
 from hf_gem.models import MODEL_NAMES
-from hf_gem.training import LoopSettings, make_eval_dataloader, make_train_dataloader, train
+from hf_gem.training import CheckpointError, LoopSettings, make_eval_dataloader
+from hf_gem.training import make_train_dataloader, train
 from hf_gem.training.vision_data import IMAGE_DATASETS, DataError, ImageCollator
 from hf_gem.training.vision_data import load_image_dataset
 from hf_gem.training.vision_task import image_classification_task
@@ -158,6 +159,10 @@ def check_names(args) -> None:
         fail(args, f"--num_classes {args.num_classes} does not match --dataset {info.name}, "
                    f"which has {info.num_classes} classes; leave the flag out or pass "
                    f"{info.num_classes}")
+    interval = str(args.checkpointing_steps).lower()
+    if interval not in ("epoch", "none") and not (interval.isdigit() and int(interval) > 0):
+        fail(args, f"--checkpointing_steps must be a positive integer, 'epoch' or 'none', "
+                   f"got {args.checkpointing_steps!r}")
     for flag in ("epochs", "per_device_train_batch_size", "per_device_eval_batch_size",
                  "gradient_accumulation_steps", "logging_steps"):
         value = getattr(args, flag)
@@ -206,15 +211,10 @@ def build_model(args, splits):
 
 
 def checkpoint_interval(args, updates_per_epoch: int) -> int | None:
-    value = str(args.checkpointing_steps).lower()
+    value = str(args.checkpointing_steps).lower()  # checked by check_names
     if value == "none":
         return None
-    if value == "epoch":
-        return updates_per_epoch
-    if not value.isdigit() or int(value) < 1:
-        fail(args, f"--checkpointing_steps must be a positive integer, 'epoch' or 'none', "
-                   f"got {args.checkpointing_steps!r}")
-    return int(value)
+    return updates_per_epoch if value == "epoch" else int(value)
 
 
 def build_schedule(args, optimizer, updates_per_epoch: int):
@@ -291,8 +291,11 @@ def main(argv=None):
             "Schedule": args.sched + (" per update" if args.sched_on_updates else " per epoch"),
         },
     )
-    result = train(accelerator, model, optimizer, scheduler, train_loader, eval_loader, task,
-                   settings)
+    try:
+        result = train(accelerator, model, optimizer, scheduler, train_loader, eval_loader,
+                       task, settings)
+    except CheckpointError as error:  # raised while resuming, before the first update
+        fail(args, str(error))
     accelerator.end_training()
     accuracy = result.eval_metrics.get("eval_accuracy")
     if result.stopped_by:

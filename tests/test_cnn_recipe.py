@@ -123,6 +123,7 @@ def test_resume_reaches_the_weights_of_an_uninterrupted_run(recipe, tmp_path):
         (["--opt", "sgdd"], "--opt 'sgdd'"),
         (["--sched", "linear"], "--sched 'linear'.*cosine"),
         (["--checkpointing_steps", "often"], "--checkpointing_steps"),
+        (["--resume"], "no complete checkpoint"),
     ],
 )
 def test_bad_input_fails_before_training(recipe, tmp_path, capsys, flags, message):

@@ -109,7 +109,8 @@ def dataset_info(name: str) -> ImageDatasetInfo:
     """The table row for ``name``, or a DataError naming ``--dataset`` and the choices."""
     if name not in IMAGE_DATASETS:
         choices = ", ".join(IMAGE_DATASETS)
-        raise DataError(f"--dataset {name!r} is not a known image dataset; choose one of: {choices}")
+        raise DataError(f"--dataset {name!r} is not a known image dataset; "
+                        f"choose one of: {choices}")
     return IMAGE_DATASETS[name]
 
 

@@ -48,18 +48,20 @@ def check_safe_weights(folder: Path, name) -> list:
     if weights:
         return weights
     pickled = sorted(path.name for path in folder.iterdir() if is_pickle_name(path.name))
-    found = f" It holds {', '.join(pickled)}: pickle files are refused, because loading one" \
-            " can run arbitrary code." if pickled else ""
+    found = ""
+    if pickled:
+        found = (f" It holds {', '.join(pickled)}: pickle files are refused, because loading "
+                 "one can run arbitrary code.")
     raise LoadError(f"{name} has no safetensors weights (*.safetensors).{found}")
 
 
 def load_pretrained(name_or_path, *, revision: str | None = None, cache_dir=None,
                     device=None, **kwargs):
     """Load a published GEM model; extra keyword arguments go to transformers' loader."""
-    import hf_gem  # noqa: F401  (registers the GEM activations with transformers and timm)
-
     folder = resolve_folder(name_or_path, revision=revision, cache_dir=cache_dir)
     check_safe_weights(folder, name_or_path)
+    if not (folder / CONFIG_FILE).is_file():
+        raise LoadError(f"{name_or_path} has no {CONFIG_FILE}, so the model cannot be built")
     config = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
     if "model_type" not in config:
         from ..models import load_pretrained as load_image_model

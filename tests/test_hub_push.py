@@ -153,11 +153,15 @@ def test_a_recipe_push_that_fails_exits_with_status_1_and_says_how_to_retry(
     assert f"publish it later with: hf-gem push {gpt2_run} --repo-id org/gpt2-gem" in err
 
 
-def test_recipe_flags_fail_before_training(without_token):
+def test_recipe_flags_fail_before_training(without_token, monkeypatch):
     import argparse
 
     parser = argparse.ArgumentParser()
     add_hub_arguments(parser)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(PushError, match="HF_HUB_OFFLINE is set"):
+        check_hub_arguments(parser.parse_args(["--push_to_hub", "--hub_model_id", "org/n"]))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     for argv, message in ((["--push_to_hub"], "needs --hub_model_id"),
                           (["--push_to_hub", "--hub_model_id", "a b/c"], "invalid repository"),
                           (["--push_to_hub", "--hub_model_id", "org/name"], "no Hugging Face "

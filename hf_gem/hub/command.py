@@ -20,8 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "visibility)")
     parser.add_argument("--revision", default=None, metavar="BRANCH",
                         help="publish to this branch instead of main (created if needed)")
-    parser.add_argument("--commit-message", default=None, help="the commit's first line")
-    parser.add_argument("--license", default="apache-2.0",
+    parser.add_argument("--commit-message", default=None, metavar="TEXT",
+                        help="the commit's first line")
+    parser.add_argument("--license", default="apache-2.0", metavar="ID",
                         help="license id for the model card (default: apache-2.0)")
     parser.add_argument("--card-template", default=None, metavar="FILE",
                         help="a Jinja model card template to use instead of the project's")

@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 import logging
 
+from huggingface_hub import constants
+
 from .publish import PushError, PushResult, check_repo_id, check_revision, push, resolve_token
 
 logger = logging.getLogger(__name__)
@@ -37,8 +39,8 @@ def add_hub_arguments(parser: argparse.ArgumentParser):
 def check_hub_arguments(args, parser: argparse.ArgumentParser | None = None) -> None:
     """Fail before training when ``--push_to_hub`` could not succeed.
 
-    Checks the repository id, the revision and that a token exists (without sending it
-    anywhere). With ``parser``, a problem is reported through ``parser.error`` (exit code 2);
+    Checks the repository id, the revision, that HF_HUB_OFFLINE is not set and that a token
+    exists (without sending it anywhere). With ``parser``, a problem is reported through ``parser.error`` (exit code 2);
     without, PushError is raised.
     """
     if not getattr(args, "push_to_hub", False):
@@ -48,6 +50,10 @@ def check_hub_arguments(args, parser: argparse.ArgumentParser | None = None) -> 
             raise PushError("--push_to_hub needs --hub_model_id ORG/NAME")
         check_repo_id(args.hub_model_id)
         check_revision(getattr(args, "hub_revision", None))
+        if constants.HF_HUB_OFFLINE:
+            raise PushError("HF_HUB_OFFLINE is set, so --push_to_hub could not publish after "
+                            "training; unset it, or leave --push_to_hub out and publish later "
+                            "with `hf-gem push`")
         resolve_token()
     except PushError as error:
         if parser is None:

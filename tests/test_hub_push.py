@@ -114,6 +114,7 @@ def test_push_to_a_branch_creates_it_first(gpt2_run, with_token):
     push(gpt2_run, "hf-gem-test/gpt2-gem", api=api, revision="run-2",
          commit_message="second run")
     names = [name for name, _ in api.calls]
+    assert api.calls[names.index("create_repo")][1]["private"] is None  # the owner's default
     assert names.index("create_branch") < names.index("create_commit")
     commit = api.calls[names.index("create_commit")][1]
     assert commit["revision"] == "run-2" and commit["commit_message"] == "second run"

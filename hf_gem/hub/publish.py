@@ -123,8 +123,9 @@ def _upload(api, staged: StagedFolder, result: PushResult, *, private, commit_me
     hub = _HubCalls(api, token, repo_id)
     user = hub.call("checking the token", "whoami", token=token)
     logger.info("Authenticated as %s", (user or {}).get("name", "an unnamed user"))
-    hub.call("creating the repository", "create_repo", repo_id=repo_id, private=private,
-             exist_ok=True, repo_type="model", token=token)
+    # private=None leaves a new repository at the owner's default visibility.
+    hub.call("creating the repository", "create_repo", repo_id=repo_id,
+             private=True if private else None, exist_ok=True, repo_type="model", token=token)
     if revision != constants.DEFAULT_REVISION:
         hub.call(f"creating the branch {revision!r}", "create_branch", repo_id=repo_id,
                  branch=revision, exist_ok=True, token=token)

@@ -102,3 +102,37 @@ def remove_old_checkpoints(output_dir, keep: int | None) -> list:
     for path in doomed:
         shutil.rmtree(path, ignore_errors=True)
     return doomed
+
+
+def drop_records_after(metrics_file, step: int) -> None:
+    """Remove the records a stopped run wrote after the checkpoint it is resumed from."""
+    metrics_file = Path(metrics_file)
+    if not metrics_file.is_file():
+        return
+    kept = []
+    for line in metrics_file.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue  # a line cut short when the run was killed
+        if record.get("step", 0) <= step:
+            kept.append(line)
+    metrics_file.write_text("".join(line + "\n" for line in kept))
+
+
+def save_model_folder(accelerator, model, folder) -> None:
+    """The final model: ``save_pretrained`` (safetensors), or model.safetensors for a plain
+    module. Call it on every process (FSDP gathers the shards)."""
+    unwrapped = accelerator.unwrap_model(model)
+    state_dict = accelerator.get_state_dict(model)  # gathers shards under FSDP: every rank
+    if hasattr(unwrapped, "save_pretrained"):
+        unwrapped.save_pretrained(
+            folder, is_main_process=accelerator.is_main_process,
+            save_function=accelerator.save, state_dict=state_dict,
+        )
+    elif accelerator.is_main_process:
+        from safetensors.torch import save_file
+
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        tensors = {name: tensor.contiguous() for name, tensor in state_dict.items()}
+        save_file(tensors, str(Path(folder) / "model.safetensors"))

@@ -3,47 +3,36 @@
 Public API
 ----------
 ``train(accelerator, model, optimizer, scheduler, train_dataloader, eval_dataloader, task,
-settings) -> LoopResult``
-    Prepares the model, the optimizer and both loaders with ``accelerator`` (pass them
-    unprepared), resumes if asked, and runs ``settings.max_train_steps`` optimizer updates.
-    The scheduler is not prepared: it is stepped once per update (a transformers scheduler
-    with ``step()``; a timm scheduler with ``step_update(updates)``, and ``step(epoch)`` when
-    a new pass over the data begins) and saved with every checkpoint. Gradient accumulation
-    uses ``accelerator.gradient_accumulation_steps``: one update is that many micro-batches.
-    Call ``accelerator.end_training()`` when the run is over (it closes trackers and the
-    process group).
+settings) -> LoopResult`` prepares the model, optimizer and loaders (pass them unprepared),
+resumes if asked, and runs ``settings.max_train_steps`` optimizer updates of
+``accelerator.gradient_accumulation_steps`` micro-batches each. The scheduler is not
+prepared; it is stepped once per update (transformers: ``step()``; timm:
+``step_update(updates)``, plus ``step(epoch)`` when a pass over the data begins) and saved
+in every checkpoint. Call ``accelerator.end_training()`` afterwards (trackers, process group).
 
-``TrainTask``: what differs between tasks. ``compute_loss(model, batch) -> loss`` (required);
-``evaluate(model, eval_dataloader, accelerator) -> {name: float}`` (run under
-``torch.no_grad`` in eval mode; must gather across processes itself, for example with
-``accelerator.gather_for_metrics``); ``count_items(batch) -> int`` (tokens for a language
-model, images for a classifier); ``save_model(accelerator, model, folder)`` (default:
-``save_pretrained`` in safetensors, or ``model.safetensors`` for a plain module);
-``save_extra(folder)`` (tokenizer, arguments; called on the main process for every
-checkpoint and for the final folder).
+``TrainTask`` holds what differs between tasks: ``compute_loss(model, batch) -> loss``;
+``evaluate(model, eval_dataloader, accelerator) -> {name: float}`` (called in eval mode under
+``torch.no_grad``; it gathers across processes itself, e.g. ``accelerator.gather_for_metrics``);
+``count_items(batch) -> int`` (tokens, images); ``save_model(accelerator, model, folder)``
+(default: ``save_pretrained`` in safetensors, else ``model.safetensors``); ``save_extra(folder)``
+(tokenizer, arguments: main process, every checkpoint and the final folder).
 
-``LoopSettings``: output folder, number of updates, logging/evaluation/checkpoint intervals,
-resume target (a folder or ``"latest"``), seed, gradient clipping, the name of the counted
-items ("tokens" gives ``tokens_seen`` and ``tokens_per_second``), extra header lines.
+``LoopSettings``: output folder, updates, logging/evaluation/checkpoint intervals, resume
+target (a folder or ``"latest"``), seed, gradient clipping, the counted items' name ("tokens"
+gives ``tokens_seen``, ``tokens_per_second``), trackers, extra header lines. ``LoopResult``:
+steps done, last train loss, last evaluation, every ``metrics.jsonl`` record, the last
+checkpoint, and the signal that stopped the run (``None`` when it finished).
 
-``LoopResult``: completed steps, the last logged train loss, the last evaluation, every
-record written to ``metrics.jsonl``, the last checkpoint, and the signal that stopped the run
-(``None`` when it finished).
-
-What the loop does: a header block, a tqdm bar on the main process, ``metrics.jsonl`` in
-``output_dir`` (one object per logging step and per evaluation), trackers through
-``accelerator.log`` when ``settings.with_tracking``, ``accelerator.save_state`` every
-``checkpointing_steps`` into ``output_dir/checkpoints/step_<k>``, exact resume (data order,
-dropout and random collation, see ``sampling.py``), and on SIGINT or SIGTERM a checkpoint and
-a clean return. Use ``sampling.make_train_dataloader`` for the training loader so that a
-resumed run sees the same batches as an uninterrupted one.
+The loop logs a header block, shows a tqdm bar on the main process, appends one JSON object
+per logging step and per evaluation to ``output_dir/metrics.jsonl``, saves
+``accelerator.save_state`` checkpoints to ``output_dir/checkpoints/step_<k>``, resumes exactly
+(data order, dropout, random collation: build the training loader with
+``sampling.make_train_dataloader``), and on SIGINT or SIGTERM saves a checkpoint and returns.
 """
 
 from __future__ import annotations
 
 import json
-import signal
-import threading
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -57,6 +46,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from . import checkpoints
 from .sampling import derive_seed, seed_everything
+from .signals import StopOnSignal
 
 # Logs on the main process only (an Accelerator must exist before the first message).
 logger = get_logger("hf_gem.training")
@@ -111,28 +101,11 @@ class LoopResult:
     stopped_by: str | None
 
 
-class StopOnSignal:
-    """Turn the first SIGINT or SIGTERM into a request to stop; a second one acts as usual."""
-
-    def __init__(self):
-        self.signal_name = None
-        self._previous = {}
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for number in (signal.SIGINT, signal.SIGTERM):
-                self._previous[number] = signal.signal(number, self._handle)
-        return self
-
-    def _handle(self, number, frame):
-        self.signal_name = signal.Signals(number).name
-        for previous_number, handler in self._previous.items():
-            signal.signal(previous_number, handler)
-
-    def __exit__(self, *exc):
-        for number, handler in self._previous.items():
-            signal.signal(number, handler)
-        return False
+# The loop's position and running totals, stored in every checkpoint's trainer_state.json
+# and restored from it (the run's shape is stored too, to be checked on resuming).
+_SAVED_FIELDS = ("completed_steps", "micro_batches", "items_seen", "pending_items",
+                 "window_steps", "window_seconds", "train_loss", "eval_metrics")
+_SHAPE_FIELDS = ("global_micro_batch", "parameters")
 
 
 def _step_scheduler(scheduler, completed_steps: int) -> None:
@@ -142,22 +115,6 @@ def _step_scheduler(scheduler, completed_steps: int) -> None:
         scheduler.step_update(num_updates=completed_steps)
     else:
         scheduler.step()
-
-
-def _default_save_model(accelerator, model, folder) -> None:
-    unwrapped = accelerator.unwrap_model(model)
-    state_dict = accelerator.get_state_dict(model)  # gathers shards under FSDP: every rank
-    if hasattr(unwrapped, "save_pretrained"):
-        unwrapped.save_pretrained(
-            folder, is_main_process=accelerator.is_main_process,
-            save_function=accelerator.save, state_dict=state_dict,
-        )
-    elif accelerator.is_main_process:
-        from safetensors.torch import save_file
-
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        tensors = {name: tensor.contiguous() for name, tensor in state_dict.items()}
-        save_file(tensors, str(Path(folder) / "model.safetensors"))
 
 
 class _Loop:
@@ -186,8 +143,8 @@ class _Loop:
         self.batches_per_epoch = len(train_dl)
         if self.batches_per_epoch == 0:
             raise ValueError(
-                "The training data gives no full batch: lower --per_device_train_batch_size "
-                "or --block_size, or add data.")
+                "The training loader yields no batch (it drops the last partial batch, and "
+                "there are fewer examples than one batch): lower the batch size or add data.")
         self.global_micro_batch = self.per_device_batch * accelerator.num_processes
         # Position and running totals; all of them go into every checkpoint.
         self.completed_steps = self.micro_batches = 0
@@ -262,16 +219,10 @@ class _Loop:
         path = checkpoints.checkpoint_dir(self.output_dir, self.completed_steps)
         self.accelerator.save_state(str(path))
         self._flush_window()
-        state = {
-            "completed_steps": self.completed_steps, "micro_batches": self.micro_batches,
-            "samples_consumed": self.micro_batches * self.global_micro_batch,
-            "global_micro_batch": self.global_micro_batch,
-            "items_seen": self.items_seen, "pending_items": self.pending_items,
-            "elapsed_seconds": self._elapsed(), "window_loss": float(self.window_loss),
-            "window_steps": self.window_steps, "window_seconds": self.window_seconds,
-            "parameters": self.parameters, "seed": self.settings.seed,
-            "train_loss": self.train_loss, "eval_metrics": self.eval_metrics,
-        }
+        state = {name: getattr(self, name) for name in _SAVED_FIELDS + _SHAPE_FIELDS}
+        state.update(samples_consumed=self.micro_batches * self.global_micro_batch,
+                     elapsed_seconds=self._elapsed(), window_loss=float(self.window_loss),
+                     seed=self.settings.seed)
         if self.accelerator.is_main_process:
             if self.task.save_extra is not None:
                 self.task.save_extra(path)
@@ -296,41 +247,21 @@ class _Loop:
             raise checkpoints.CheckpointError(
                 f"--resume_from_checkpoint {path}: the checkpoint is corrupt or does not "
                 f"match this model and optimizer ({type(error).__name__}: {error})") from None
-        self.completed_steps = int(state["completed_steps"])
-        if state.get("global_micro_batch") == self.global_micro_batch:
-            self.micro_batches = int(state["micro_batches"])
-        else:
+        for name in _SAVED_FIELDS:
+            setattr(self, name, state.get(name, getattr(self, name)))
+        if state.get("global_micro_batch") != self.global_micro_batch:
             self.micro_batches = int(state["samples_consumed"]) // self.global_micro_batch
             logger.warning(
                 "The checkpoint was written with %s examples per micro-batch across processes "
                 "and this run uses %d: data order continues from the same example count, so "
                 "the run will not repeat an uninterrupted one exactly.",
                 state.get("global_micro_batch"), self.global_micro_batch)
-        self.items_seen = int(state["items_seen"])
-        self.pending_items = float(state.get("pending_items", 0.0))
         self.elapsed_before = float(state["elapsed_seconds"])
         self.window_loss.fill_(float(state.get("window_loss", 0.0)))
-        self.window_steps = int(state.get("window_steps", 0))
-        self.window_seconds = float(state.get("window_seconds", 0.0))
-        self.train_loss = state.get("train_loss")
-        self.eval_metrics = state.get("eval_metrics") or {}
         self.resumed_from = str(path)
-        self._truncate_metrics_file()
-
-    def _truncate_metrics_file(self) -> None:
-        """Drop the records a stopped run wrote after the checkpoint it is resumed from."""
-        metrics_file = self.output_dir / "metrics.jsonl"
-        if not self.accelerator.is_main_process or not metrics_file.is_file():
-            return
-        kept = []
-        for line in metrics_file.read_text().splitlines():
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
-            if record.get("step", 0) <= self.completed_steps:
-                kept.append(line)
-        metrics_file.write_text("".join(line + "\n" for line in kept))
+        if self.accelerator.is_main_process:
+            metrics_file = self.output_dir / "metrics.jsonl"
+            checkpoints.drop_records_after(metrics_file, self.completed_steps)
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -428,7 +359,8 @@ class _Loop:
             while self.completed_steps < settings.max_train_steps:
                 self._update(stream)
                 progress.update(1)
-                step, final = self.completed_steps, self.completed_steps == settings.max_train_steps
+                step = self.completed_steps
+                final = step == settings.max_train_steps
                 if step % settings.logging_steps == 0 or final:
                     self._log_train()
                     progress.set_postfix(loss=f"{self.train_loss:.4f}")
@@ -457,7 +389,7 @@ class _Loop:
 
     def _save_final(self) -> None:
         self.accelerator.wait_for_everyone()
-        save_model = self.task.save_model or _default_save_model
+        save_model = self.task.save_model or checkpoints.save_model_folder
         save_model(self.accelerator, self.model, str(self.output_dir))
         if self.accelerator.is_main_process and self.task.save_extra is not None:
             self.task.save_extra(self.output_dir)

@@ -53,11 +53,11 @@ GPT2 = Family(
         # About 1.3M parameters: a few minutes on 2 CPU cores for the default corpus.
         "tiny": Preset(dict(n_layer=4, n_embd=128, n_head=4, n_positions=256),
                        block_size=128, batch_size=16, learning_rate=2e-3,
-                       max_train_steps=400, warmup_steps=40, note="trains in minutes on a CPU"),
+                       max_train_steps=300, warmup_steps=30, note="trains in minutes on a CPU"),
         # GPT-2 small, as in the paper (124M parameters with GPT-2's 50,257-token vocabulary).
         "124m": Preset(dict(n_layer=12, n_embd=768, n_head=12, n_positions=1024),
                        block_size=1024, batch_size=8, learning_rate=6e-4,
-                       max_train_steps=20000, warmup_steps=700, note="GPT-2 small"),
+                       max_train_steps=10000, warmup_steps=500, note="GPT-2 small"),
     },
 )
 
@@ -68,7 +68,7 @@ BERT = Family(
         "tiny": Preset(dict(num_hidden_layers=4, hidden_size=128, num_attention_heads=4,
                             intermediate_size=512, max_position_embeddings=256),
                        block_size=128, batch_size=16, learning_rate=2e-3,
-                       max_train_steps=400, warmup_steps=40, note="trains in minutes on a CPU"),
+                       max_train_steps=300, warmup_steps=30, note="trains in minutes on a CPU"),
         # BERT-small (4 layers, 512 wide, 8 heads), the size the paper's BERT results use.
         "small": Preset(dict(num_hidden_layers=4, hidden_size=512, num_attention_heads=8,
                              intermediate_size=2048, max_position_embeddings=512),

@@ -22,7 +22,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 train: install
-	$(VENV)/bin/accelerate launch --num_processes 1 --cpu recipes/gpt2_pretrain.py --output_dir $(OUTPUT_DIR)
+	$(VENV)/bin/accelerate launch --cpu --num_processes 1 --num_machines 1 --mixed_precision no \
+		--dynamo_backend no recipes/gpt2_pretrain.py --output_dir $(OUTPUT_DIR)
 	@echo "Model, tokenizer and metrics.jsonl are in $(OUTPUT_DIR)"
 
 test: install

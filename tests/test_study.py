@@ -72,7 +72,8 @@ def test_unknown_recipe_is_refused(tmp_path):
 def _finished_folder(folder):
     folder.mkdir(parents=True)
     (folder / "model.safetensors").write_bytes(b"weights")
-    (folder / runner.MARKER).write_text(json.dumps({"returncode": 0, "peak_rss_mb": 1.0}))
+    marker = {"returncode": 0, "peak_rss_mb": 1.0, "recipe_args": []}
+    (folder / runner.MARKER).write_text(json.dumps(marker))
 
 
 def test_finished_runs_are_skipped_and_interrupted_ones_resumed(tmp_path, monkeypatch):
@@ -81,7 +82,7 @@ def test_finished_runs_are_skipped_and_interrupted_ones_resumed(tmp_path, monkey
     (planned[1].folder / "checkpoints" / "step_4").mkdir(parents=True)  # interrupted run
     launched = []
 
-    def fake_execute(run, command):
+    def fake_execute(run, command, recipe_args):
         launched.append((run.activation, command))
         return {"returncode": 0, "wall_seconds": 0.0}
 
@@ -92,6 +93,42 @@ def test_finished_runs_are_skipped_and_interrupted_ones_resumed(tmp_path, monkey
     assert "--resume_from_checkpoint" not in launched[1][1]
     assert launched[1][1][-6:] == ["--activation", "segem", "--seed", "0", "--output_dir",
                                    str(planned[2].folder)]
+
+
+def test_a_finished_run_with_other_arguments_is_not_counted(tmp_path):
+    planned = runner.plan(tmp_path, ["relu"], [0])
+    _finished_folder(planned[0].folder)
+    with pytest.raises(runner.StudyError, match="different recipe arguments"):
+        runner.run_study("cnn", ["relu"], [0], tmp_path, ["--epochs", "3"])
+
+
+def test_a_signal_to_the_study_reaches_the_run_and_stops_the_study(tmp_path, monkeypatch):
+    """SIGTERM sent to the study alone is passed to the recipe, which stops; nothing is marked."""
+    import os
+    import signal
+    import threading
+
+    monkeypatch.setattr(runner, "RECIPES_DIR", tmp_path)
+    (tmp_path / "cnn_train.py").write_text(
+        "import signal, sys, time\n"
+        "signal.signal(signal.SIGINT, lambda *a: sys.exit(0))\n"
+        "open(sys.argv[sys.argv.index('--output_dir') + 1] + '/started', 'w').close()\n"
+        "time.sleep(120)\n"
+    )
+    folder = runner.plan(tmp_path / "study", ["relu"], [0])[0].folder
+
+    def signal_once_started():
+        for _ in range(600):
+            if (folder / "started").exists():
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
+            threading.Event().wait(0.1)
+
+    threading.Thread(target=signal_once_started, daemon=True).start()
+    with pytest.raises(runner.StudyInterrupted, match="SIGTERM"):
+        runner.run_study("cnn", ["relu", "gem"], [0], tmp_path / "study")
+    assert not (folder / runner.MARKER).exists()
+    assert not (tmp_path / "study" / "runs" / "gem").exists()
 
 
 def test_a_failed_run_stops_the_study_and_is_not_marked_finished(tmp_path, monkeypatch):

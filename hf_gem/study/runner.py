@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -135,35 +136,80 @@ def launch_command(script: Path, run: PlannedRun, recipe_args, launcher_args) ->
     return command
 
 
-def execute(run: PlannedRun, command: list, log_to_file: bool = True) -> dict:
+class StudyInterrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM reached the study; the run in progress saved a checkpoint and stopped."""
+
+
+class _ForwardSignals:
+    """While a recipe runs in its own process group, pass SIGINT/SIGTERM on to that group.
+
+    The recipe then stops as it does at a terminal's Ctrl-C (it saves a checkpoint) whether
+    the signal came from a terminal or from a job scheduler that signals the study alone.
+    """
+
+    def __init__(self, process: subprocess.Popen):
+        self.process, self.signal_name, self._previous = process, None, {}
+
+    def __enter__(self):
+        for number in (signal.SIGINT, signal.SIGTERM):
+            self._previous[number] = signal.signal(number, self._forward)
+        return self
+
+    def _forward(self, number, frame):
+        self.signal_name = signal.Signals(number).name
+        try:
+            os.killpg(self.process.pid, signal.SIGINT)
+        except ProcessLookupError:
+            pass
+
+    def __exit__(self, *exc):
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+        return False
+
+
+def execute(run: PlannedRun, command: list, recipe_args=()) -> dict:
     """Run one recipe process; record exit code, wall time and peak memory in its folder."""
     run.folder.mkdir(parents=True, exist_ok=True)
     (run.folder / MARKER).unlink(missing_ok=True)
     started = time.perf_counter()
-    log_path = run.folder / "study_run.log"
-    with open(log_path, "a") if log_to_file else open(os.devnull, "w") as log:
+    with open(run.folder / "study_run.log", "a") as log:
         log.write(f"$ {shlex.join(command)}\n")
         log.flush()
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            _, status, usage = os.wait4(process.pid, 0)
-        except KeyboardInterrupt:
-            # The recipe received the same SIGINT, saves a checkpoint and exits; wait for it.
-            process.wait()
-            raise
-        process.returncode = os.waitstatus_to_exitcode(status)
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+        with _ForwardSignals(process) as forwarder:
+            _, status, usage = os.wait4(process.pid, 0)  # retried after a forwarded signal
+    returncode = os.waitstatus_to_exitcode(status)
+    if forwarder.signal_name:
+        raise StudyInterrupted(
+            f"{forwarder.signal_name} received: the {run.activation} run (seed {run.seed}) "
+            "saved a checkpoint and stopped. Rerun the same command to resume the study."
+        )
     record = {
         "activation": run.activation,
         "seed": run.seed,
+        "recipe_args": list(recipe_args),
         "command": command,
-        "returncode": process.returncode,
+        "returncode": returncode,
         "wall_seconds": round(time.perf_counter() - started, 2),
         # Linux reports the largest resident set among the recipe's processes, in KiB.
         "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
     }
-    if process.returncode == 0:
+    if returncode == 0:
         (run.folder / MARKER).write_text(json.dumps(record, indent=2) + "\n")
     return record
+
+
+def check_same_arguments(run: PlannedRun, recipe_args) -> None:
+    """A finished run counts only if it was trained with the arguments asked for now."""
+    recorded = json.loads((run.folder / MARKER).read_text()).get("recipe_args", [])
+    if recorded != list(recipe_args):
+        raise StudyError(
+            f"{run.folder} finished with different recipe arguments ({shlex.join(recorded)!r}, "
+            f"now {shlex.join(recipe_args)!r}); use another --study_dir, or delete that folder "
+            "to train it again"
+        )
 
 
 def run_study(recipe: str, activations, seeds, study_dir, recipe_args=(), launcher_args=(),
@@ -172,6 +218,9 @@ def run_study(recipe: str, activations, seeds, study_dir, recipe_args=(), launch
     script = recipe_script(recipe)
     names = check_activations(activations, recipe)
     runs = plan(study_dir, names, seeds)
+    for run in runs:
+        if run.finished:
+            check_same_arguments(run, recipe_args)
     for index, run in enumerate(runs, start=1):
         label = f"[{index}/{len(runs)}] {run.activation}, seed {run.seed}"
         if run.finished:
@@ -183,7 +232,7 @@ def run_study(recipe: str, activations, seeds, study_dir, recipe_args=(), launch
             continue
         logger.info("%s: %s in %s", label, "resuming" if run.interrupted else "training",
                     run.folder)
-        record = execute(run, command)
+        record = execute(run, command, recipe_args)
         if record["returncode"] != 0:
             raise RuntimeError(
                 f"{label} failed with exit code {record['returncode']}; its log is "

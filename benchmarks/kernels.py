@@ -37,7 +37,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 import hf_gem  # noqa: E402
-from hf_gem import eager  # noqa: E402
+from hf_gem import eager, functional  # noqa: E402
 from hf_gem.kernels import apply_activation, apply_bias_activation, set_backend  # noqa: E402
 from hf_gem.kernels import compiled, custom_ops  # noqa: E402
 
@@ -80,6 +80,10 @@ def path_functions(spec, x: torch.Tensor, grad_output: torch.Tensor) -> dict:
             lambda: eager.activation(x, *parameters),
             lambda: eager.gradient(grad_output, x, *parameters),
         ),
+        "eager formulas (whole tensor)": (
+            lambda: functional.activation(x, *parameters),
+            lambda: (grad_output * functional.derivative(x, *parameters)),
+        ),
         "torch.compile of eager formulas": (
             lambda: compiled.run("activation", x, *parameters),
             lambda: compiled.run("activation_backward", grad_output, x, *parameters),
@@ -108,7 +112,8 @@ def bandwidth_table(spec, dtype, elements, device, rounds, copy_bytes_per_second
         candidates[(label, "backward")] = backward
     times = median_times(candidates, device, rounds)
 
-    print(f"\n{spec.display_name}, {dtype}, {elements:,} elements ({tensor_bytes / 1e9:.2f} GB)")
+    size = f"{elements:,} elements ({tensor_bytes / 2**20:,.0f} MiB)"
+    print(f"\n{spec.display_name}, {dtype}, {size}")
     print(f"{'path':<34}{'pass':<10}{'ms':>9}{'GB/s':>9}{'of copy':>9}")
     for (label, direction), seconds in times.items():
         moved = (2 if direction == "forward" else 3) * tensor_bytes

@@ -6,8 +6,8 @@ single vectorised C++ loop on CPU (or one Triton kernel on a GPU), which reads t
 once and writes the outputs once.
 
 Each (operation, variant, N, epsilon, dtype, device) is compiled once per process, with
-dynamic sizes, so new sizes do not recompile. The first call of each costs several seconds
-of compilation (about 3 s with a warm Inductor cache on a 2-core machine, 30 s cold);
+dynamic sizes, so new sizes do not recompile. Compiling costs seconds (a forward and its
+backward together: about 6 s with a warm Inductor cache on a 2-core machine, 30 s cold);
 ``dispatch`` only picks this path automatically for tensors large enough to repay it.
 """
 

@@ -5,8 +5,8 @@ tensor), then, for bfloat16 and float32 tensors of 256M elements, prints the ach
 and the fraction of copy bandwidth of the GEM forward and backward computed by the Triton
 kernel, by the eager path, by ``torch.compile`` of the eager formulas, and of ``F.gelu``.
 Last, it times forward + backward of a GPT-2 124M MLP block (768 -> 3072 -> 768) with GEM
-fused (bias + GEM in one kernel), GEM through the activation registry, ``gelu_new`` and
-``F.gelu``.
+fused (bias + GEM in one kernel), GEM through the activation registry (kernel and eager),
+``gelu_new`` and ``F.gelu``.
 
 On a CPU it prints the same table for the CPU paths (eager, fused by ``torch.compile``,
 ``F.gelu``) at 8M float32 elements, with the forward + backward time of each as a ratio to
@@ -38,7 +38,7 @@ import torch.nn.functional as F  # noqa: E402
 
 import hf_gem  # noqa: E402
 from hf_gem import eager, functional  # noqa: E402
-from hf_gem.kernels import apply_activation, apply_bias_activation, set_backend  # noqa: E402
+from hf_gem.kernels import apply_activation, set_backend  # noqa: E402
 from hf_gem.kernels import compiled, custom_ops  # noqa: E402
 
 
@@ -130,13 +130,9 @@ def autograd_table(spec, elements, device, rounds) -> dict:
     parameters = (spec.variant, spec.order, spec.epsilon)
 
     def through_backend(name):
-        def run():
-            previous = set_backend(name)
-            try:
-                torch.autograd.grad(apply_activation(x, *parameters), x, grad_output)
-            finally:
-                set_backend(previous)
-        return run
+        return with_backend(
+            name, lambda: torch.autograd.grad(apply_activation(x, *parameters), x, grad_output)
+        )
 
     candidates = {"F.gelu": lambda: torch.autograd.grad(F.gelu(x), x, grad_output)}
     candidates["GEM eager (core)"] = through_backend("eager")
@@ -165,43 +161,47 @@ def gpt2_mlp(activation_name: str, device, dtype):
     return GPT2MLP(4 * config.n_embd, config).to(device=device, dtype=dtype)
 
 
-def fused_gpt2_mlp_forward(mlp, spec):
-    """c_proj(GEM(x W_fc + b_fc)) with the bias added inside the GEM kernel."""
-    parameters = (spec.variant, spec.order, spec.epsilon)
+def with_backend(name: str, function):
+    """``function`` run with the GEM backend forced to ``name``."""
 
-    def forward(hidden_states):
-        projected = torch.matmul(hidden_states, mlp.c_fc.weight)  # Conv1D weight is (in, out)
-        activated = apply_bias_activation(projected, mlp.c_fc.bias, *parameters)
-        return mlp.dropout(mlp.c_proj(activated))
+    def run():
+        previous = set_backend(name)
+        try:
+            return function()
+        finally:
+            set_backend(previous)
 
-    return forward
+    return run
 
 
 def mlp_table(spec, tokens, device, dtype, rounds) -> dict:
+    from hf_gem.integrations.transformers import FusedBiasGemMLP
+
     torch.manual_seed(0)
-    blocks = {
-        f"{spec.name} fused (bias + GEM)": gpt2_mlp(spec.name, device, dtype),
-        f"{spec.name} (registry module)": gpt2_mlp(spec.name, device, dtype),
-        "gelu_new": gpt2_mlp("gelu_new", device, dtype),
-        "F.gelu": gpt2_mlp("gelu", device, dtype),
+    fast = "triton" if device.type == "cuda" else "compiled"
+    blocks = {  # label -> (block, GEM backend or None)
+        f"{spec.name} fused (bias + GEM, {fast})":
+            (FusedBiasGemMLP(gpt2_mlp(spec.name, device, dtype)), fast),
+        f"{spec.name} ({fast})": (gpt2_mlp(spec.name, device, dtype), fast),
+        f"{spec.name} (eager)": (gpt2_mlp(spec.name, device, dtype), "eager"),
+        "gelu_new": (gpt2_mlp("gelu_new", device, dtype), None),
+        "F.gelu": (gpt2_mlp("gelu", device, dtype), None),
     }
-    fused_label = next(iter(blocks))
-    forwards = {label: block for label, block in blocks.items()}
-    forwards[fused_label] = fused_gpt2_mlp_forward(blocks[fused_label], spec)
     x = torch.randn(tokens, 768, device=device, dtype=dtype, requires_grad=True)
     grad_output = torch.randn(tokens, 768, device=device, dtype=dtype)
 
-    def step(forward, block):
-        return lambda: torch.autograd.grad(
-            forward(x), [x, *block.parameters()], grad_output
-        )
+    def step(block, backend_name):
+        def run():
+            torch.autograd.grad(block(x), [x, *block.parameters()], grad_output)
 
-    candidates = {label: step(forwards[label], blocks[label]) for label in blocks}
+        return run if backend_name is None else with_backend(backend_name, run)
+
+    candidates = {label: step(*entry) for label, entry in blocks.items()}
     times = median_times(candidates, device, rounds)
     print(f"\nGPT-2 124M MLP block, forward + backward, {tokens:,} tokens, {dtype}")
-    print(f"{'block':<34}{'ms':>9}{'/ F.gelu':>10}")
+    print(f"{'block':<40}{'ms':>9}{'/ F.gelu':>10}")
     for label, seconds in times.items():
-        print(f"{label:<34}{seconds * 1e3:>9.2f}{seconds / times['F.gelu']:>10.2f}")
+        print(f"{label:<40}{seconds * 1e3:>9.2f}{seconds / times['F.gelu']:>10.2f}")
     return times
 
 

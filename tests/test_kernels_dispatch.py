@@ -63,11 +63,22 @@ def test_auto_keeps_small_cpu_tensors_on_the_core_function():
     assert get_backend() == "auto"
     x = torch.randn(1000, requires_grad=True)
     assert backend.operator_path(x) == "reference"
-    assert backend.operator_path(torch.randn(backend.COMPILED_MIN_ELEMENTS)) in (
-        "compiled", "reference"  # "reference" only where no C++ compiler is installed
-    )
     grad_fn = apply_activation(x, "gem", 2, 1.0).grad_fn
     assert type(grad_fn).__name__ == f"{GemActivationFunction.__name__}Backward"
+
+
+def test_auto_compiles_large_cpu_calls_only_once_a_run_has_proved_long(monkeypatch):
+    if not backend._compiled_possible(torch.empty(1)):
+        pytest.skip("no C++ compiler for torch.compile on CPU")
+    monkeypatch.setattr(backend, "_state", dict(backend._state, eager_elements=0))
+    monkeypatch.setattr(backend, "COMPILE_AFTER_ELEMENTS", 2 * backend.COMPILED_MIN_ELEMENTS)
+    large = torch.empty(backend.COMPILED_MIN_ELEMENTS)
+    small = torch.empty(backend.COMPILED_MIN_ELEMENTS - 1)
+    assert [backend.operator_path(large) for _ in range(3)] == [
+        "reference", "reference", "compiled"
+    ]
+    assert backend.operator_path(small) == "reference"
+    assert backend.operator_path(large.double()) == "reference"
 
 
 @pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.bool, torch.complex64])

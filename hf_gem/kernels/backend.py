@@ -3,9 +3,11 @@
 Backends (``HF_GEM_BACKEND`` environment variable, or :func:`set_backend`):
 
 ``auto`` (default)
-    CUDA tensors: the Triton kernels. CPU tensors: the ``torch.compile``-fused formulas for
-    tensors of at least ``COMPILED_MIN_ELEMENTS`` elements (when a C++ compiler is present),
-    the eager formulas below that, where one compilation (seconds) would not pay off.
+    CUDA tensors: the Triton kernels. CPU tensors: the eager formulas at first; once the
+    process has computed ``COMPILE_AFTER_ELEMENTS`` elements eagerly in calls of at least
+    ``COMPILED_MIN_ELEMENTS`` elements, such calls switch to the ``torch.compile``-fused
+    formulas (when a C++ compiler is present). Compiling costs seconds, so only a run that
+    has shown itself long enough to repay it compiles; tests and short runs never do.
 ``eager``
     The eager formulas of the core package everywhere: the reference for debugging.
 ``compiled``
@@ -32,11 +34,16 @@ BACKENDS = ("auto", "eager", "compiled", "triton")
 ENVIRONMENT_VARIABLE = "HF_GEM_BACKEND"
 KERNEL_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
-# Below this many elements the automatic CPU choice stays eager: the eager formulas take a
-# few milliseconds there, while compiling costs seconds once per process (see docs/kernels.md).
+# The automatic CPU choice compiles only calls of at least this many elements (below it the
+# eager formulas take milliseconds and the call overhead of the compiled path matters) ...
 COMPILED_MIN_ELEMENTS = 1 << 20
+# ... and only after the process has computed this many elements eagerly in such calls:
+# about the work whose speed-up repays one compilation (seconds; see docs/kernels.md).
+COMPILE_AFTER_ELEMENTS = 1 << 29
 
-_state = {"backend": "auto", "disabled": set(), "warned": set(), "modules": {}}
+_state = {
+    "backend": "auto", "disabled": set(), "warned": set(), "modules": {}, "eager_elements": 0,
+}
 
 
 def warn_once(key: str, message: str) -> None:
@@ -155,11 +162,21 @@ def operator_path(tensor: torch.Tensor) -> str:
     wants_triton = backend == "triton" or (backend == "auto" and is_cuda)
     if wants_triton and "triton" not in disabled and triton_kernels(tensor.device.type):
         return "triton"
-    large = tensor.numel() >= COMPILED_MIN_ELEMENTS
-    wants_compiled = backend == "compiled" or (backend == "auto" and not is_cuda and large)
+    wants_compiled = backend == "compiled" or (backend == "auto" and not is_cuda and _hot(tensor))
     if wants_compiled and "compiled" not in disabled and _compiled_possible(tensor):
         return "compiled"
     return "reference"
+
+
+def _hot(tensor: torch.Tensor) -> bool:
+    """True once large CPU calls have done enough eager work to repay a compilation."""
+    elements = tensor.numel()
+    if elements < COMPILED_MIN_ELEMENTS:
+        return False
+    if _state["eager_elements"] >= COMPILE_AFTER_ELEMENTS:
+        return True
+    _state["eager_elements"] += elements
+    return False
 
 
 def _compiled_possible(tensor: torch.Tensor) -> bool:

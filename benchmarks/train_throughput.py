@@ -18,13 +18,20 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import time
+from pathlib import Path
 
-import torch
+# Python puts this script's folder first on the path, and benchmarks/kernels.py would then
+# stand in for the `kernels` package that transformers looks for; drop the folder.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != _HERE]
 
-from hf_gem.training.data import load_text_splits, tokenize_and_pack
-from hf_gem.training.language_models import FAMILIES, build_model
-from hf_gem.training.tokenizer import train_bpe_tokenizer
+import torch  # noqa: E402
+
+from hf_gem.training.data import load_text_splits, tokenize_and_pack  # noqa: E402
+from hf_gem.training.language_models import FAMILIES, build_model  # noqa: E402
+from hf_gem.training.tokenizer import train_bpe_tokenizer  # noqa: E402
 
 DEFAULT_ACTIVATIONS = {"gpt2": ("gem_n2", "gelu_new"), "bert": ("egem_eps10", "gelu")}
 

@@ -5,6 +5,10 @@ and of forward + backward, each as a ratio to F.gelu measured in the same run, a
 autograd saves per call (measured with saved-tensor hooks).
 
     python benchmarks/activations.py [--numel 8388608] [--threads N] [--names gem gem_n2 ...]
+
+The GEM rows use the core package's eager path by default (``--backend eager``); pass
+``--backend compiled`` for the torch.compile-fused CPU path (benchmarks/kernel_bandwidth.py
+compares all paths side by side).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import torch.nn.functional as F
 from torch.utils import benchmark
 
 import hf_gem
+from hf_gem.kernels import set_backend
 
 DEFAULT_NAMES = ["gem", "gem_n2", "egem_eps1e-4", "segem_eps1e-4", "segem_n2_eps1e-4"]
 BASELINES = {"F.gelu": F.gelu, "F.silu": F.silu, "F.relu": F.relu}
@@ -58,7 +63,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
     parser.add_argument("--names", nargs="+", default=DEFAULT_NAMES)
     parser.add_argument("--min_run_time", type=float, default=1.0, help="seconds per timing")
+    parser.add_argument("--backend", default="eager", help="GEM path: eager, compiled or auto")
     args = parser.parse_args()
+    set_backend(args.backend)
     if args.threads:
         torch.set_num_threads(args.threads)
 
@@ -69,7 +76,7 @@ def main() -> None:
 
     gelu_forward, gelu_both, _ = results["F.gelu"]
     print(f"float32, {args.numel:,} elements, {torch.get_num_threads()} threads, "
-          f"torch {torch.__version__}")
+          f"torch {torch.__version__}, GEM backend {args.backend}")
     print(f"{'activation':<20}{'fwd ms':>9}{'fwd/gelu':>10}{'fwd+bwd ms':>12}"
           f"{'fwd+bwd/gelu':>14}{'saved bytes':>14}")
     for label, (forward, both, saved) in results.items():

@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-# Python puts this script's folder first on the path, and benchmarks/kernels.py would then
+# Python puts this script's folder first on the path, and benchmarks/kernel_bandwidth.py would then
 # stand in for the `kernels` package that transformers looks for; drop the folder.
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != _HERE]

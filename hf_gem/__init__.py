@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from .modules import EGEM, GEM, SEGEM, GemActivation, activation_from_name
+from .modules import EGEM, GEM, SEGEM, GemActivation, GemGLU, GemLinear, activation_from_name
 from .names import ActivationNameError, GemSpec, UnknownActivationError, is_gem_name, parse_name
 from .ops import egem, gem, segem
 from .integrations import register_all
@@ -23,6 +23,13 @@ def patch_config(config, name: str):
     return _patch_config(config, name)
 
 
+def fuse_gem_mlps(model) -> int:
+    """Fuse the bias (GPT-2) or the gate (Llama-style) of GEM MLPs into the GEM kernel."""
+    from .integrations.transformers import fuse_gem_mlps as _fuse_gem_mlps
+
+    return _fuse_gem_mlps(model)
+
+
 def swap_activations(model, name: str, targets=None) -> int:
     """Replace the activation modules of a built model (see integrations.transformers)."""
     from .integrations.transformers import swap_activations as _swap_activations
@@ -31,7 +38,7 @@ def swap_activations(model, name: str, targets=None) -> int:
 
 
 __all__ = [
-    "GEM", "EGEM", "SEGEM", "GemActivation", "GemSpec", "ActivationNameError", "UnknownActivationError",
+    "GEM", "EGEM", "SEGEM", "GemActivation", "GemGLU", "GemLinear", "fuse_gem_mlps", "GemSpec", "ActivationNameError", "UnknownActivationError",
     "activation_from_name", "gem", "egem", "segem", "is_gem_name", "parse_name",
     "patch_config", "swap_activations", "__version__",
 ]

@@ -41,6 +41,8 @@ def test_builtin_timm_names_still_work_and_typos_are_explained():
     assert "Did you mean 'segem'" in str(error.value)
     with pytest.raises(ValueError, match="epsilon"):
         get_act_layer("segem_eps0")
+    with pytest.raises(ValueError, match="gated"):
+        get_act_layer("gem_n2_glu")
 
 
 def test_install_has_a_matching_torch_and_torchvision():

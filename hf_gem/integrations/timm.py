@@ -12,7 +12,13 @@ import functools
 from timm.layers import create_act
 
 from ..modules import EGEM, GEM, SEGEM, GemActivation
-from ..names import is_gem_name, looks_like_gem_name, parse_name, unknown_name_error
+from ..names import (
+    ActivationNameError,
+    is_gem_name,
+    looks_like_gem_name,
+    parse_name,
+    unknown_name_error,
+)
 
 _CLASSES = {"gem": GEM, "egem": EGEM, "segem": SEGEM}
 
@@ -20,6 +26,11 @@ _CLASSES = {"gem": GEM, "egem": EGEM, "segem": SEGEM}
 def layer_for_name(name: str):
     """A constructor for ``name`` that accepts timm's ``inplace=`` argument."""
     spec = parse_name(name)
+    if spec.gated:
+        raise ActivationNameError(
+            f"{name!r} is a gated (GLU) form, which halves the channels; timm's act_layer "
+            f"needs a plain activation such as {spec.name[:-len('_glu')]!r}"
+        )
     kwargs = {"order": spec.order}
     if spec.variant != "gem":
         kwargs["epsilon"] = spec.epsilon

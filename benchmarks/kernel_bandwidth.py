@@ -12,8 +12,8 @@ On a CPU it prints the same table for the CPU paths (eager, fused by ``torch.com
 ``F.gelu``) at 8M float32 elements, with the forward + backward time of each as a ratio to
 ``F.gelu``.
 
-    python benchmarks/kernels.py                     # CUDA when present, else CPU
-    python benchmarks/kernels.py --device cpu --elements 8388608 --name gem_n2
+    python benchmarks/kernel_bandwidth.py                     # CUDA when present, else CPU
+    python benchmarks/kernel_bandwidth.py --device cpu --elements 8388608 --name gem_n2
 
 Minimum traffic is counted: the forward reads x and writes y (2 tensors), the backward reads
 grad_output and x and writes grad_x (3 tensors). All candidates are timed in alternating

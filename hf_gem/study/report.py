@@ -118,6 +118,9 @@ def plot_validation_curves(rows: list, path) -> Path | None:
         if row["curve"]:
             steps, values = zip(*row["curve"])
             axis.plot(steps, values, marker="o", markersize=3, label=row["activation"])
+    values = [value for row in rows for _, value in row["curve"]]
+    if min(values) > 0 and max(values) / min(values) > 10:
+        axis.set_yscale("log")  # a perplexity falls by orders of magnitude early on
     axis.set_xlabel("step")
     axis.set_ylabel(f"{rows[0]['metric']} (mean over seeds)")
     axis.grid(alpha=0.3)

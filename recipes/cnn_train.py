@@ -90,8 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     optim.add_argument("--weight_decay", type=float, default=None,
                        help="default: per dataset (5e-4)")
     optim.add_argument("--sched", default="cosine", help=f"one of {', '.join(SCHEDULES)}")
-    optim.add_argument("--sched_on_updates", action="store_true",
-                       help="change the learning rate every update instead of every epoch")
+    optim.add_argument("--sched_step", choices=("update", "epoch"), default="update",
+                       help="change the learning rate after every update (default; smooth "
+                            "even for runs of a few epochs) or once per epoch, as timm does")
     optim.add_argument("--decay_milestones", type=int, nargs="+", default=None,
                        help="multistep: epochs at which to multiply the rate by --decay_rate "
                             "(default: half and three quarters of --epochs, as in He et al.)")
@@ -124,6 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--mixed_precision", choices=("no", "fp16", "bf16"), default=None,
                      help="default: what `accelerate launch` was told")
     run.add_argument("--cpu", action="store_true", help="train on the CPU even with a GPU")
+    run.add_argument("--num_threads", type=int, default=None,
+                     help="CPU threads per process (default: PyTorch's choice, every core); "
+                          "1 is much faster for small models on a machine busy with other work")
     run.add_argument("--with_tracking", action="store_true",
                      help="also log to the trackers Accelerate finds (e.g. TensorBoard)")
     add_hub_arguments(parser)
@@ -164,7 +168,7 @@ def check_names(args) -> None:
         fail(args, f"--checkpointing_steps must be a positive integer, 'epoch' or 'none', "
                    f"got {args.checkpointing_steps!r}")
     for flag in ("epochs", "per_device_train_batch_size", "per_device_eval_batch_size",
-                 "gradient_accumulation_steps", "logging_steps"):
+                 "gradient_accumulation_steps", "logging_steps", "num_threads"):
         value = getattr(args, flag)
         if value is not None and value < 1:
             fail(args, f"--{flag} must be at least 1, got {value}")
@@ -224,7 +228,7 @@ def build_schedule(args, optimizer, updates_per_epoch: int):
         optimizer, sched=args.sched, num_epochs=args.epochs, decay_epochs=args.decay_epochs,
         decay_milestones=args.decay_milestones, decay_rate=args.decay_rate,
         min_lr=args.min_lr, warmup_lr=args.warmup_lr, warmup_epochs=args.warmup_epochs,
-        step_on_epochs=not args.sched_on_updates, updates_per_epoch=updates_per_epoch,
+        step_on_epochs=args.sched_step == "epoch", updates_per_epoch=updates_per_epoch,
     )
     return scheduler
 
@@ -234,6 +238,8 @@ def main(argv=None):
     check_names(args)
     check_hub_arguments(args, args.parser)
     resolve_defaults(args)
+    if args.num_threads is not None:
+        torch.set_num_threads(args.num_threads)
     accelerator = Accelerator(
         gradient_accumulation_steps=args.gradient_accumulation_steps,
         mixed_precision=args.mixed_precision, cpu=args.cpu,
@@ -288,7 +294,7 @@ def main(argv=None):
             "Epochs": args.epochs,
             "Optimiser": f"{args.opt}, learning rate {args.learning_rate}, weight decay "
                          f"{args.weight_decay}, momentum {args.momentum}",
-            "Schedule": args.sched + (" per update" if args.sched_on_updates else " per epoch"),
+            "Schedule": f"{args.sched}, stepped every {args.sched_step}",
         },
     )
     try:

@@ -88,7 +88,7 @@ def test_resume_reaches_the_weights_of_an_uninterrupted_run(recipe, tmp_path):
     # 48 images in batches of 8: 6 updates per epoch, 18 in all. Augmentation (crop and
     # flip), dropout and a per-update cosine schedule all have to resume exactly.
     flags = ["--dataset", "cifar10", "--data_dir", data_dir, "--model", "mnist_cnn",
-             "--epochs", "3", "--batch_size", "8", "--sched_on_updates", "--seed", "7",
+             "--epochs", "3", "--batch_size", "8", "--sched_step", "update", "--seed", "7",
              "--activation", "segem_eps1e-4"]
     whole = tmp_path / "whole"
     run(recipe, *flags, "--output_dir", whole, "--checkpointing_steps", "4",

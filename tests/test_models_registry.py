@@ -71,7 +71,7 @@ def test_small_cnn_takes_mnist_and_digit_sizes():
     assert model.pretrained_cfg["input_size"] == (1, 28, 28)
     assert model(torch.randn(3, 1, 28, 28)).shape == (3, 10)
     assert model(torch.randn(3, 1, 8, 8)).shape == (3, 10)
-    assert parameter_count(model) == 65_514
+    assert parameter_count(model) == 131_050
 
 
 def test_in_chans_and_timm_classifier_interface():

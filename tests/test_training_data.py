@@ -50,6 +50,17 @@ def test_local_files_of_each_kind(tmp_path):
     assert from_json["train"].column_names == ["text"] and len(from_json["validation"]) == 5
 
 
+def test_dataset_folder_through_dataset_name(tmp_path):
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    for split, count in (("train", 12), ("validation", 3)):
+        rows = "".join(json.dumps({"text": f"{SAMPLE} {i}"}) + "\n" for i in range(count))
+        (folder / f"{split}.jsonl").write_text(rows)
+    splits = load_text_splits(dataset_name=str(folder))
+    assert len(splits["train"]) == 12 and len(splits["validation"]) == 3
+    assert splits["validation"][2]["text"].endswith(" 2")
+
+
 @pytest.mark.parametrize("make, flags, message", [
     (None, {"train_file": "missing.txt"}, "--train_file .*no such file"),
     (("empty.txt", ""), {"train_file": "empty.txt"}, "--train_file .*empty"),

@@ -252,7 +252,6 @@ def main(family_name: str, argv=None) -> int:
     family = FAMILIES[family_name]
     parser = build_parser(family)
     args = parser.parse_args(argv)
-    check_hub_arguments(args, parser)
     try:
         resolve_args(args, family)
     except ValueError as error:
@@ -316,8 +315,6 @@ def main(family_name: str, argv=None) -> int:
         shown = ", ".join(f"{k} {v:.4f}" for k, v in result.eval_metrics.items())
         logger.info("Done after %d steps (%s). Model and tokenizer: %s; metrics: %s",
                     result.completed_steps, shown, output_dir, output_dir / "metrics.jsonl")
-        if accelerator.is_main_process:
-            push_from_args(args, output_dir, parser=parser)
     accelerator.end_training()
     if accelerator.is_main_process and not result.stopped_by:
         push_from_args(args, output_dir, parser=parser)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import numbers
 import re
 from dataclasses import dataclass
 from typing import Iterable
@@ -124,25 +125,37 @@ def format_epsilon(epsilon: float) -> str:
     return f"{mantissa}e{int(exponent)}"
 
 
+def _plain_number(value, parameter: str, expected: str):
+    """A Python int or float from value: NumPy scalars and one-element tensors are accepted."""
+    if isinstance(value, bool) or isinstance(value, str):
+        raise ValueError(f"{parameter} must be {expected}, got {value!r} ({type(value).__name__})")
+    if getattr(value, "ndim", 0) == 0 and hasattr(value, "item"):
+        value = value.item()  # NumPy scalar, 0-d array or 0-d tensor
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    raise ValueError(f"{parameter} must be {expected}, got {value!r} ({type(value).__name__})")
+
+
 def check_order(order) -> int:
     """N must be an integer >= 1; raise a ValueError naming N otherwise."""
-    if isinstance(order, bool) or not isinstance(order, (int, float)):
-        raise ValueError(f"N (the order) must be an integer >= 1, got {order!r}")
-    if isinstance(order, float) and not (math.isfinite(order) and order.is_integer()):
-        raise ValueError(f"N (the order) must be an integer >= 1, got {order!r}")
-    if int(order) < 1:
-        raise ValueError(f"N (the order) must be an integer >= 1, got {order!r}")
-    return int(order)
+    expected = "an integer >= 1"
+    value = _plain_number(order, "N (the order)", expected)
+    if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
+        raise ValueError(f"N (the order) must be {expected}, got {order!r}")
+    if int(value) < 1:
+        raise ValueError(f"N (the order) must be {expected}, got {order!r}")
+    return int(value)
 
 
 def check_epsilon(epsilon) -> float:
     """epsilon must be a positive finite number; raise a ValueError naming epsilon otherwise."""
-    if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)):
-        raise ValueError(f"epsilon must be a positive finite number, got {epsilon!r}")
-    epsilon = float(epsilon)
-    if not math.isfinite(epsilon) or epsilon <= 0.0:
-        raise ValueError(f"epsilon must be a positive finite number, got {epsilon!r}")
-    return epsilon
+    expected = "a positive finite number"
+    value = float(_plain_number(epsilon, "epsilon", expected))
+    if not math.isfinite(value) or value <= 0.0:
+        raise ValueError(f"epsilon must be {expected}, got {epsilon!r}")
+    return value
 
 
 def _normalise(name: str) -> str:

@@ -92,6 +92,16 @@ def test_bad_parameters_fail_at_construction(build, fragment):
     assert fragment in str(error.value)
 
 
+def test_numpy_and_tensor_scalars_are_accepted():
+    import numpy
+    import torch
+
+    assert hf_gem.EGEM(order=numpy.int64(2), epsilon=numpy.float32(10.0)).epsilon == 10.0
+    assert hf_gem.SEGEM(order=torch.tensor(3), epsilon=torch.tensor(0.5)).order == 3
+    with pytest.raises(ValueError, match="epsilon"):
+        hf_gem.EGEM(epsilon=torch.ones(2))
+
+
 def test_modules_describe_themselves():
     assert repr(hf_gem.GEM(2)) == "GEM(N=2)"
     assert repr(hf_gem.EGEM(1, 10)) == "EGEM(N=1, epsilon=10)"

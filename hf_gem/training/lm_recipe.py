@@ -259,7 +259,9 @@ def main(family_name: str, argv=None) -> int:
     check_hub_arguments(args, parser)
     options = {"log_with": args.report_to, "project_dir": args.output_dir} if (
         args.with_tracking) else {}
-    if not torch.accelerator.is_available():
+    accelerator_api = getattr(torch, "accelerator", None)  # torch >= 2.6
+    has_device = accelerator_api.is_available() if accelerator_api else torch.cuda.is_available()
+    if not has_device:
         # Without cpu=True, Accelerate ignores torchrun's ranks on a machine with no GPU and
         # every process would train alone; with it, they form one gloo process group.
         options["cpu"] = True

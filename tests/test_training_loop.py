@@ -42,7 +42,7 @@ def _noisy_collate(examples):
 
 
 def _run(output_dir, max_train_steps=TOTAL_STEPS, resume=None, stop_at_micro_batch=None,
-         checkpointing_steps=4, limit=None, hidden=16):
+         checkpointing_steps=4, limit=None, hidden=16, stop_signal=signal.SIGTERM):
     """Train a dropout MLP with accumulation 2; batches of 8 from 90 examples (11 per pass)."""
     accelerator = Accelerator(cpu=True, gradient_accumulation_steps=2)
     torch.manual_seed(0)
@@ -55,7 +55,7 @@ def _run(output_dir, max_train_steps=TOTAL_STEPS, resume=None, stop_at_micro_bat
     def compute_loss(model, batch):
         calls["micro_batches"] += 1
         if calls["micro_batches"] == stop_at_micro_batch:
-            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), stop_signal)
         return nn.functional.cross_entropy(model(batch["x"]), batch["labels"])
 
     def evaluate(model, dataloader, accelerator):
@@ -100,15 +100,18 @@ def test_resumed_run_repeats_an_uninterrupted_one(tmp_path):
     assert steps == list(range(1, TOTAL_STEPS + 1))
 
 
-def test_sigterm_saves_a_checkpoint_and_the_run_resumes_exactly(tmp_path):
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_saves_a_checkpoint_and_the_run_resumes_exactly(tmp_path, stop_signal):
     full, _ = _run(tmp_path / "full", checkpointing_steps=None)
+    handler_before = signal.getsignal(stop_signal)
     # Micro-batch 13 belongs to update 7; the loop finishes that update, saves, and returns.
-    stopped, _ = _run(tmp_path / "run", checkpointing_steps=None, stop_at_micro_batch=13)
-    assert stopped.stopped_by == "SIGTERM"
+    stopped, _ = _run(tmp_path / "run", checkpointing_steps=None, stop_at_micro_batch=13,
+                      stop_signal=stop_signal)
+    assert stopped.stopped_by == signal.Signals(stop_signal).name
     assert stopped.completed_steps == 7
     assert stopped.last_checkpoint.endswith("step_7")
     assert not (tmp_path / "run" / "model.safetensors").exists()  # no final model yet
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handlers restored
+    assert signal.getsignal(stop_signal) is handler_before  # handlers restored
     resumed, _ = _run(tmp_path / "run", checkpointing_steps=None, resume="latest")
     assert resumed.stopped_by is None
     assert abs(resumed.train_loss - full.train_loss) < 1e-5

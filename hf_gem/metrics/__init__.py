@@ -25,7 +25,12 @@ def metric_path(name: str) -> str:
 
 
 def load_metric(name: str, **kwargs):
-    """``evaluate.load`` of a shipped metric, offline (e.g. ``load_metric("accuracy")``)."""
+    """``evaluate.load`` of a shipped metric, offline (e.g. ``load_metric("accuracy")``).
+
+    The metric keeps its data in memory unless told otherwise: on disk, every process of a
+    multi-process run would write to the same default cache file.
+    """
     import evaluate
 
+    kwargs.setdefault("keep_in_memory", True)
     return evaluate.load(metric_path(name), **kwargs)

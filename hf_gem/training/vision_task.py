@@ -33,7 +33,7 @@ def image_classification_task(
     """The task for ``splits``; ``run_config`` (the recipe's flags) goes into every checkpoint
     as ``run_config.json`` and into the final folder."""
     info = splits.info
-    accuracy = load_metric("accuracy")  # kept in memory: no cache files for processes to share
+    accuracy = load_metric("accuracy", keep_in_memory=True)  # no cache file for processes to share
     data_config = dict(input_size=(info.channels, info.image_size, info.image_size),
                        mean=info.mean, std=info.std, crop_pct=1.0)
     extra_config = dict(dataset=info.name)

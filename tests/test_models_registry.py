@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import timm
 import torch
@@ -14,6 +17,15 @@ from hf_gem.models.cifar_resnet import ZeroPadShortcut
 
 def parameter_count(model: nn.Module) -> int:
     return sum(parameter.numel() for parameter in model.parameters())
+
+
+def test_import_hf_gem_alone_registers_the_models():
+    code = ("import hf_gem, timm; m = timm.create_model('cifar_resnet56', "
+            "act_layer='segem_eps1e-4', num_classes=100); print(m.num_classes, m.act1)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[0] == "100" and "SEGEM" in done.stdout
 
 
 def test_every_model_is_in_timms_registry():

@@ -83,12 +83,13 @@ def test_digits_run_learns_and_saves_a_loadable_model(recipe, tmp_path):
     assert accuracy == pytest.approx(result.eval_metrics["eval_accuracy"], abs=1e-6)
 
 
-def test_resume_reaches_the_weights_of_an_uninterrupted_run(recipe, tmp_path):
+@pytest.mark.parametrize("sched_step", ["update", "epoch"])
+def test_resume_reaches_the_weights_of_an_uninterrupted_run(recipe, tmp_path, sched_step):
     data_dir = fake_cifar10(tmp_path / "data")
     # 48 images in batches of 8: 6 updates per epoch, 18 in all. Augmentation (crop and
-    # flip), dropout and a per-update cosine schedule all have to resume exactly.
+    # flip), dropout and the cosine schedule (per update or per epoch) resume exactly.
     flags = ["--dataset", "cifar10", "--data_dir", data_dir, "--model", "mnist_cnn",
-             "--epochs", "3", "--batch_size", "8", "--sched_step", "update", "--seed", "7",
+             "--epochs", "3", "--batch_size", "8", "--sched_step", sched_step, "--seed", "7",
              "--activation", "segem_eps1e-4"]
     whole = tmp_path / "whole"
     run(recipe, *flags, "--output_dir", whole, "--checkpointing_steps", "4",

@@ -42,7 +42,8 @@ def _noisy_collate(examples):
 
 
 def _run(output_dir, max_train_steps=TOTAL_STEPS, resume=None, stop_at_micro_batch=None,
-         checkpointing_steps=4, limit=None, hidden=16, stop_signal=signal.SIGTERM):
+         checkpointing_steps=4, limit=None, hidden=16, stop_signal=signal.SIGTERM,
+         stop_in_evaluation=None):
     """Train a dropout MLP with accumulation 2; batches of 8 from 90 examples (11 per pass)."""
     accelerator = Accelerator(cpu=True, gradient_accumulation_steps=2)
     torch.manual_seed(0)
@@ -59,6 +60,9 @@ def _run(output_dir, max_train_steps=TOTAL_STEPS, resume=None, stop_at_micro_bat
         return nn.functional.cross_entropy(model(batch["x"]), batch["labels"])
 
     def evaluate(model, dataloader, accelerator):
+        calls["evaluations"] = calls.get("evaluations", 0) + 1
+        if calls["evaluations"] == stop_in_evaluation:
+            os.kill(os.getpid(), stop_signal)
         correct = total = 0
         for batch in dataloader:
             predictions, labels = accelerator.gather_for_metrics(
@@ -116,6 +120,15 @@ def test_a_signal_saves_a_checkpoint_and_the_run_resumes_exactly(tmp_path, stop_
     assert resumed.stopped_by is None
     assert abs(resumed.train_loss - full.train_loss) < 1e-5
     assert (tmp_path / "run" / "model.safetensors").is_file()
+
+
+def test_a_signal_during_the_first_evaluation_stops_after_one_update(tmp_path):
+    """Ctrl-C while the step-0 evaluation runs: no traceback, a checkpoint after update 1."""
+    stopped, _ = _run(tmp_path / "run", checkpointing_steps=None, stop_in_evaluation=1,
+                      stop_signal=signal.SIGINT)
+    assert stopped.stopped_by == "SIGINT"
+    assert stopped.completed_steps == 1
+    assert stopped.last_checkpoint.endswith("step_1")
 
 
 def test_metrics_file_records_training_and_evaluation(tmp_path):

@@ -347,15 +347,18 @@ class _Loop:
             accel.init_trackers(settings.project_name, config=settings.tracker_config)
         accel.wait_for_everyone()
         self.started = time.perf_counter()
-        self._log_header()
-        if settings.evaluate_at_start and self.completed_steps == 0:
-            self._evaluate()
-        self.model.train()
-        stream = self._micro_batch_stream()
-        progress = tqdm(total=settings.max_train_steps, initial=self.completed_steps,
-                        desc="training", disable=not accel.is_local_main_process)
-        stopped_by, evaluated_at = None, -1
+        # Signals are caught from the header to the final save: one arriving during the first
+        # evaluation stops the run after its first update (with a checkpoint), and one arriving
+        # during the final evaluation or save lets that finish rather than breaking it off.
         with StopOnSignal() as catcher, logging_redirect_tqdm():
+            self._log_header()
+            if settings.evaluate_at_start and self.completed_steps == 0:
+                self._evaluate()
+            self.model.train()
+            stream = self._micro_batch_stream()
+            progress = tqdm(total=settings.max_train_steps, initial=self.completed_steps,
+                            desc="training", disable=not accel.is_local_main_process)
+            stopped_by, evaluated_at = None, -1
             while self.completed_steps < settings.max_train_steps:
                 self._update(stream)
                 progress.update(1)
@@ -377,13 +380,13 @@ class _Loop:
                     break
                 if settings.checkpointing_steps and step % settings.checkpointing_steps == 0:
                     self._save_checkpoint()
-        progress.close()
-        stream.close()
-        if stopped_by is None:
-            if evaluated_at != self.completed_steps:
-                self._evaluate()
-            if settings.save_final_model:
-                self._save_final()
+            progress.close()
+            stream.close()
+            if stopped_by is None:
+                if evaluated_at != self.completed_steps:
+                    self._evaluate()
+                if settings.save_final_model:
+                    self._save_final()
         return LoopResult(self.completed_steps, self.train_loss, self.eval_metrics,
                           self.records, self.last_checkpoint, stopped_by)
 

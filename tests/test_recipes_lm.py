@@ -163,3 +163,16 @@ def test_bf16_mixed_precision_on_cpu(text_files, tmp_path, monkeypatch, caplog):
     evals = evaluations(read_records(output))
     assert all(torch.isfinite(torch.tensor(r["val_loss"])) for r in evals)
     assert evals[-1]["val_loss"] < evals[0]["val_loss"]
+
+
+def test_resuming_with_changed_flags_is_reported(text_files, tmp_path, caplog):
+    run = tmp_path / "run"
+    assert main("gpt2", small_flags(text_files, run, 4, "--checkpointing_steps", "2")) == 0
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        flags = small_flags(text_files, run, 6, "--resume_from_checkpoint", "latest",
+                            "--learning_rate", "0.01")
+        assert main("gpt2", flags) == 0
+    message = " ".join(record.getMessage() for record in caplog.records)
+    assert "differ from the ones it was trained with" in message
+    assert "--max_train_steps 4 -> 6" in message and "--learning_rate" in message

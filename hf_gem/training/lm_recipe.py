@@ -190,6 +190,31 @@ def _warn_if_cpus_are_busy(accelerator) -> None:
             "--num_cpu_threads_per_process 1, or OMP_NUM_THREADS=1).", cpus, busy, threads)
 
 
+# Flags that shape the training trajectory: a resumed run that changes one of them is no
+# longer a continuation of the run it resumes, so the change is reported.
+TRAJECTORY_FLAGS = (
+    "activation", "model_size", "dataset_name", "dataset_config_name", "train_file",
+    "tokenizer_name", "vocab_size", "block_size", "per_device_train_batch_size",
+    "gradient_accumulation_steps", "learning_rate", "weight_decay", "lr_scheduler_type",
+    "num_warmup_steps", "max_train_steps", "seed",
+)
+
+
+def _warn_if_arguments_changed(args, resolved: dict) -> None:
+    checkpoint = resolve_checkpoint(args.resume_from_checkpoint, args.output_dir)
+    try:
+        saved = json.loads((checkpoint / ARGS_FILE).read_text())
+    except (OSError, json.JSONDecodeError):
+        return  # an older checkpoint without its arguments: nothing to compare
+    changed = [f"--{flag} {saved[flag]!r} -> {resolved.get(flag)!r}"
+               for flag in TRAJECTORY_FLAGS if flag in saved and saved[flag] != resolved.get(flag)]
+    if changed:
+        logger.warning(
+            "Resuming from %s with arguments that differ from the ones it was trained with "
+            "(%s); the run will not repeat an uninterrupted one. Pass the original values to "
+            "continue it exactly.", checkpoint, "; ".join(changed))
+
+
 def _prepare(args, family, accelerator):
     """Everything before the loop: data, tokenizer, blocks, model, optimizer, loaders."""
     resume_path = None
@@ -276,6 +301,8 @@ def main(family_name: str, argv=None) -> int:
     tokenizer, model, optimizer, scheduler, train_loader, eval_loader, blocks, facts = prepared
     resolved = {**vars(args), **facts}
     output_dir = Path(args.output_dir)
+    if args.resume_from_checkpoint and accelerator.is_main_process:
+        _warn_if_arguments_changed(args, resolved)
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
         (output_dir / ARGS_FILE).write_text(json.dumps(resolved, indent=2))

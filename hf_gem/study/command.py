@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 import shlex
+import sys
 from pathlib import Path
 
 PAPER_SET = ["gelu_new", "relu", "gem", "gem_n2", "egem_eps1e-4", "segem_eps1e-4"]
@@ -53,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         default = CNN_SET if args.recipe == "cnn" else PAPER_SET
         names = runner.check_activations(args.activations or default, args.recipe)
     except runner.StudyError as error:
-        print(f"hf-gem compare: {error}")
+        print(f"hf-gem compare: {error}", file=sys.stderr)
         return 2
     runs = runner.run_study(args.recipe, names, args.seeds, study_dir, recipe_args,
                             shlex.split(args.launcher_args), dry_run=args.dry_run)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,7 +20,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         plot_activations(args.names, args.output, args.low, args.high, args.points)
     except (KeyError, ValueError) as error:
-        print(f"hf-gem plot: {error}")
+        print(f"hf-gem plot: {error}", file=sys.stderr)
         return 2
     print(f"Wrote {args.output}")
     return 0
